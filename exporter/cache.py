@@ -1,0 +1,113 @@
+"""Per-collector result cache: TTL, single-flight collection and scrape deadlines.
+
+A scrape never does what was done a moment ago: a result younger than its TTL is served as the
+bytes rendered when it was collected. When it is older, the first scrape starts one collection
+and every concurrent scrape waits for that same run. A scrape that runs out of time gets the
+previous result (its age is a metric) rather than an error, and a failing collector never takes
+the others down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from exporter.exposition import Block, Family
+
+log = logging.getLogger(__name__)
+
+Collect = Callable[[], Awaitable[list[Family]]]
+
+
+class Unavailable(Exception):
+    """The source is down; its `*_up` metric says so, the collector quietly has nothing."""
+
+
+class Skipped(Exception):
+    """The collector cannot run on this server (missing extension, no SQL for its version)."""
+
+
+class PartialFailure(Exception):
+    """Some of the work failed (e.g. one database of several): keep what was collected."""
+
+    def __init__(self, families: list[Family], message: str) -> None:
+        super().__init__(message)
+        self.families = families
+
+
+class CachedCollector:
+    """One named collector with its last rendered result and its health figures."""
+
+    def __init__(self, name: str, collect: Collect, ttl: float, timeout: float) -> None:
+        self.name = name
+        self.ttl = ttl
+        self.timeout = timeout
+        self._collect = collect
+        self._block: Block | None = None
+        self._collected_at = float("-inf")  # monotonic
+        self._task: asyncio.Task[None] | None = None
+        # Health, exported by selfmetrics.
+        self.duration = 0.0
+        self.errors_total = 0
+        self.deadline_misses_total = 0
+        self.last_success = 0.0  # wall clock, for the timestamp metric
+        self.last_error: str | None = None
+        self.skipped: str | None = None
+
+    @property
+    def series(self) -> int:
+        return self._block.series if self._block else 0
+
+    def age(self) -> float | None:
+        """Seconds since the served result was collected, None when there is none."""
+        return time.monotonic() - self._collected_at if self._block else None
+
+    async def block(self, deadline: float) -> Block | None:
+        """The current result, collecting first when stale; never raises."""
+        now = time.monotonic()
+        if self._block is not None and now - self._collected_at < self.ttl:
+            return self._block
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._refresh(), name=f"collect {self.name}")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=max(0.0, deadline - now))
+        except TimeoutError:
+            self.deadline_misses_total += 1
+        return self._block
+
+    async def _refresh(self) -> None:
+        started = time.monotonic()
+        families: list[Family] | None = None
+        error: str | None = None
+        self.skipped = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                families = await self._collect()
+        except Unavailable:
+            pass
+        except Skipped as exc:
+            self.skipped = str(exc)
+        except PartialFailure as exc:
+            families, error = exc.families, str(exc)
+        except TimeoutError:
+            error = f"timed out after {self.timeout:g}s"
+        except Exception as exc:  # a collector bug or a query error must not end the scrape
+            error = f"{type(exc).__name__}: {exc}".strip()
+        self.duration = time.monotonic() - started
+        self._block = Block(families) if families is not None else None
+        self._collected_at = time.monotonic()
+        if families is not None and error is None:
+            self.last_success = time.time()
+        self._note(error)
+
+    def _note(self, error: str | None) -> None:
+        """Count every failure, but log only changes, so a dead server does not flood the log."""
+        if error is not None:
+            self.errors_total += 1
+            if error != self.last_error:
+                log.warning("collector %s failed: %s", self.name, error)
+        elif self.last_error is not None:
+            log.info("collector %s recovered", self.name)
+        self.last_error = error

@@ -1,0 +1,194 @@
+"""Command line: `run`, `once`, `check-config` and `demo`.
+
+Every setting has a flag, derived from the settings model, so `--help` lists them all with
+their environment variable. Configuration errors print every problem at once and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from exporter import __version__
+from exporter.config import Settings, load_settings, setting_infos
+from exporter.scrape import Exporter, load_specs
+from exporter.yamlfile import ConfigError
+
+EXIT_DOWN = 1
+EXIT_CONFIG = 2
+
+DESCRIPTION = """\
+Prometheus exporter for the PostgreSQL and Redis databases of a TMI deployment.
+
+Settings come from flags, then environment variables, then a YAML config file (--config),
+then defaults. A database is monitored when any of its settings is given, e.g. POSTGRES_HOST
+or REDIS_URL. Passwords are read from POSTGRES_PASSWORD / REDIS_PASSWORD or from the file
+named by POSTGRES_PASSWORD_FILE / REDIS_PASSWORD_FILE (or --postgres-password-file).
+"""
+
+
+def _settings_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("settings (flag > environment > config file > default)")
+    group.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
+    for info in setting_infos():
+        default = f"default: {info.default}" if info.default not in (None, []) else "no default"
+        if info.secret:
+            group.add_argument(
+                info.file_flag,
+                dest=info.key + "_file",
+                metavar="FILE",
+                help=f"file that holds: {info.description} (env {info.env}, {info.env}_FILE)",
+            )
+            continue
+        group.add_argument(
+            info.flag,
+            dest=info.key,
+            metavar="VALUE",
+            help=f"{info.description} (env {info.env}; {default})",
+        )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tmi-db-exporter",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    settings = _settings_parser()
+    commands.add_parser(
+        "run", parents=[settings], help="serve /metrics", description="Serve /metrics until stopped"
+    )
+    commands.add_parser(
+        "once",
+        parents=[settings],
+        help="collect once and print the metrics",
+        description="Collect once, print the exposition text, exit 1 if a database is down.",
+    )
+    commands.add_parser(
+        "check-config",
+        parents=[settings],
+        help="validate settings and queries files",
+        description="Validate the settings and queries files; exit 2 listing every problem.",
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="run against a throwaway PostgreSQL and Redis with TMI-shaped data",
+        description="Start a throwaway PostgreSQL and Redis from local binaries, fill them with "
+        "TMI-shaped data and light load, and serve their metrics until Ctrl-C.",
+    )
+    demo.add_argument("--listen-address", default="127.0.0.1", metavar="ADDRESS")
+    demo.add_argument("--listen-port", type=int, default=9432, metavar="PORT")
+    demo.add_argument("--no-postgres", action="store_true", help="start only Redis")
+    demo.add_argument("--no-redis", action="store_true", help="start only PostgreSQL")
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if "." in k or k.endswith("_file")}
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config, os.environ, _flags(args))
+    logging.getLogger().setLevel(settings.log_level.upper())
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "demo":
+            return asyncio.run(_demo(args))
+        settings = _load(args)
+        specs = load_specs(settings)
+        if args.command == "check-config":
+            return _check_config(settings, len(specs))
+        if settings.postgres is None and settings.redis is None:
+            print(
+                "error: nothing to monitor: set POSTGRES_HOST (or other POSTGRES_* settings) "
+                "and/or REDIS_HOST / REDIS_URL; see --help",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        if args.command == "once":
+            return asyncio.run(_once(settings, specs))
+        from exporter.server import serve
+
+        asyncio.run(serve(Exporter(settings, specs)))
+        return 0
+    except ConfigError as exc:
+        print(f"configuration error ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check_config(settings: Settings, query_count: int) -> int:
+    from exporter.server import targets_of
+
+    print(f"configuration is valid: {query_count} queries")
+    for kind, target in targets_of(settings):
+        print(f"  {kind}: {target}")
+    if settings.postgres is None and settings.redis is None:
+        print("  note: no database configured yet (set POSTGRES_HOST and/or REDIS_HOST)")
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    """Throwaway servers with TMI-shaped data and load, and the exporter pointed at them."""
+    from exporter.config import PostgresSettings, RedisSettings
+    from exporter.demo import demo_environment
+    from exporter.server import serve
+
+    async with demo_environment(postgres=not args.no_postgres, redis=not args.no_redis) as env:
+        postgres = redis = None
+        if env.postgres_port is not None:
+            postgres = PostgresSettings(
+                host=env.postgres_host,
+                port=env.postgres_port,
+                user=env.postgres_user,
+                database=env.postgres_database,
+                ssl_mode="disable",
+            )
+        if env.redis_port is not None:
+            redis = RedisSettings(host=env.redis_host, port=env.redis_port)
+        settings = Settings(
+            listen_address=args.listen_address,
+            listen_port=args.listen_port,
+            postgres=postgres,
+            redis=redis,
+        )
+        exporter = Exporter(settings, load_specs(settings))
+        url = f"http://{args.listen_address}:{args.listen_port}/metrics"
+        print(f"\ndemo ready: {url}  (Ctrl-C stops it and removes everything)\n", flush=True)
+        await serve(exporter)
+    return 0
+
+
+async def _once(settings: Settings, specs: list[Any]) -> int:
+    exporter = Exporter(settings, specs)
+    try:
+        blocks = await exporter.scrape(settings.scrape_timeout)
+        sys.stdout.buffer.write(b"".join(b.text for b in blocks))
+        sys.stdout.flush()
+        return 0 if exporter.all_up() else EXIT_DOWN
+    finally:
+        await exporter.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

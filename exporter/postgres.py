@@ -1,0 +1,366 @@
+"""PostgreSQL source: long-lived connections that run the queries.yaml specs.
+
+One connection per monitored database, opened once and reused (never one per scrape), named
+`tmi-db-exporter` in pg_stat_activity, read-only, with a statement and lock timeout on
+everything. What the server is (version, installed extensions) is learned once per connection,
+so each spec runs only the SQL variant that fits and a missing extension is a quiet skip, not an
+error on every scrape. A probe, shared by all collectors of one scrape, decides `pg_up` and
+reconnects with backoff after a failure, so a restarted server is picked up without restarting
+the exporter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
+from exporter.config import PostgresSettings
+from exporter.exposition import Family, MetricDef
+from exporter.queries import QuerySpec
+
+log = logging.getLogger(__name__)
+
+PG_UP = MetricDef("pg_up", "1 if the exporter can reach and query PostgreSQL, else 0.")
+PG_STATIC = MetricDef(
+    "pg_static",
+    "Server version as labels; always 1.",
+    labels=("short_version", "version"),
+)
+PG_START_TIME = MetricDef(
+    "pg_postmaster_start_time_seconds", "When the server started, seconds since the epoch."
+)
+PG_IN_RECOVERY = MetricDef(
+    "pg_is_in_recovery", "1 when the server is a standby (in recovery), 0 on a primary."
+)
+
+PROBE_REUSE_SECONDS = 1.0  # one probe serves all collectors of a scrape (and its neighbours)
+MAX_BACKOFF_SECONDS = 15.0
+LOCK_TIMEOUT_MS = 1000  # monitoring must never queue behind an application's lock
+
+_PROBE_SQL = (
+    "SELECT extract(epoch FROM pg_postmaster_start_time())::float8, pg_is_in_recovery(),"
+    " version()"
+)
+
+
+class Session:
+    """One connection to one database plus what was learned about it on connect."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], dbname: str, extensions: set[str]):
+        self.conn = conn
+        self.dbname = dbname
+        self.version: int = conn.info.server_version
+        self.extensions = extensions
+        self._lock = asyncio.Lock()
+        self._timeout_ms: int | None = None
+
+    @classmethod
+    async def open(cls, settings: PostgresSettings, dbname: str) -> Session:
+        options = (
+            "-c default_transaction_read_only=on"
+            f" -c statement_timeout={round(settings.statement_timeout * 1000)}"
+            f" -c lock_timeout={LOCK_TIMEOUT_MS}"
+        )
+        conn = await psycopg.AsyncConnection.connect(
+            **settings.conninfo(dbname), autocommit=True, options=options
+        )
+        try:
+            cur = await conn.execute("SELECT extname FROM pg_extension")
+            extensions = {row[0] for row in await cur.fetchall()}
+        except BaseException:
+            await conn.close()
+            raise
+        session = cls(conn, dbname, extensions)
+        session._timeout_ms = round(settings.statement_timeout * 1000)
+        return session
+
+    @property
+    def broken(self) -> bool:
+        return self.conn.closed or self.conn.broken
+
+    async def query(self, sql: str, timeout: float, limit: int | None = None) -> QueryResult:
+        """Run one statement with its own statement_timeout (set only when it changes)."""
+        async with self._lock:
+            timeout_ms = max(1, round(timeout * 1000))
+            try:
+                if timeout_ms != self._timeout_ms:
+                    await self.conn.execute(f"SET statement_timeout = {timeout_ms}")
+                    self._timeout_ms = timeout_ms
+                cur = await self.conn.execute(sql)
+                rows = await (cur.fetchmany(limit) if limit else cur.fetchall())
+            except asyncio.CancelledError:
+                # Cut off mid-protocol: the connection's state is unknown, start afresh.
+                await self.close()
+                raise
+            columns = [d.name for d in cur.description or ()]
+            return QueryResult(columns, rows)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # a dead connection may fail to close: it is gone
+            await self.conn.close()
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def to_number(value: Any) -> float | None:
+    """A metric value from a column value; None (SQL NULL or not numeric) means no sample."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return None
+
+
+class PostgresSource:
+    """All PostgreSQL collectors of one server."""
+
+    def __init__(self, settings: PostgresSettings, specs: list[QuerySpec]) -> None:
+        self.settings = settings
+        self.specs = specs
+        self.up = False
+        self._sessions: dict[str, Session] = {}
+        self._databases: list[str] = [settings.database]
+        self._discovered_at = float("-inf")
+        self._probe_task: asyncio.Task[bool] | None = None
+        self._probed_at = float("-inf")
+        self._probe_values: tuple[Any, ...] = ()
+        self._failures = 0
+        self._retry_at = float("-inf")
+        self._last_error: str | None = None
+        self._db_retry_at: dict[str, float] = {}
+
+    def collectors(self) -> list[CachedCollector]:
+        timeout = self.settings.connect_timeout + 1
+        collectors = [CachedCollector("pg_up", self._collect_up, ttl=0, timeout=timeout)]
+        for spec in self.specs:
+
+            async def collect(spec: QuerySpec = spec) -> list[Family]:
+                return await self._collect_spec(spec)
+
+            # The backstop timeout covers every database of a database-scope spec.
+            backstop = spec.timeout * 4 + 2
+            collectors.append(CachedCollector(f"pg:{spec.name}", collect, spec.ttl, backstop))
+        return collectors
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+
+    # --- reachability ------------------------------------------------------------------------
+
+    async def ready(self) -> bool:
+        """Whether the server answers, probing at most once per PROBE_REUSE_SECONDS."""
+        now = time.monotonic()
+        if self._probe_task is None or (
+            self._probe_task.done() and now - self._probed_at >= PROBE_REUSE_SECONDS
+        ):
+            self._probed_at = now
+            self._probe_task = asyncio.create_task(self._probe(), name="postgres probe")
+        return await asyncio.shield(self._probe_task)
+
+    async def _probe(self) -> bool:
+        main = self._sessions.get(self.settings.database)
+        if main is not None and not main.broken:
+            try:
+                result = await main.query(_PROBE_SQL, self.settings.connect_timeout)
+                self._probe_values = result.rows[0]
+                await self._discover(main)
+                return self._mark(None)
+            except psycopg.Error as exc:
+                await self._drop(main)
+                if not isinstance(exc, psycopg.OperationalError):
+                    return self._mark(exc)
+        if time.monotonic() < self._retry_at:
+            return self._mark_down()
+        try:
+            main = await self._connect(self.settings.database)
+            result = await main.query(_PROBE_SQL, self.settings.connect_timeout)
+            self._probe_values = result.rows[0]
+            await self._discover(main)
+            return self._mark(None)
+        except (psycopg.Error, OSError) as exc:
+            return self._mark(exc)
+
+    def _mark(self, error: BaseException | None) -> bool:
+        if error is None:
+            if not self.up:
+                log.info("PostgreSQL %s is up", self.settings.describe())
+            self.up, self._failures, self._last_error = True, 0, None
+            return True
+        self._failures += 1
+        backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + backoff * random.uniform(0.8, 1.2)
+        message = str(error).strip() or type(error).__name__
+        if message != self._last_error:
+            log.warning("PostgreSQL %s is unreachable: %s", self.settings.describe(), message)
+        self._last_error = message
+        return self._mark_down()
+
+    def _mark_down(self) -> bool:
+        self.up = False
+        return False
+
+    async def _connect(self, dbname: str) -> Session:
+        session = await Session.open(self.settings, dbname)
+        self._sessions[dbname] = session
+        return session
+
+    async def _drop(self, session: Session) -> None:
+        if self._sessions.get(session.dbname) is session:
+            del self._sessions[session.dbname]
+        await session.close()
+
+    async def _discover(self, main: Session) -> None:
+        """Keep the list of databases current: new ones appear, dropped ones are forgotten."""
+        s = self.settings
+        if not s.auto_discover_databases or time.monotonic() - self._discovered_at < (
+            s.discovery_interval
+        ):
+            return
+        result = await main.query(
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate"
+            " ORDER BY datname",
+            s.statement_timeout,
+        )
+        names = [row[0] for row in result.rows if row[0] not in s.exclude_databases]
+        if s.database not in names:
+            names.insert(0, s.database)
+        for gone in set(self._sessions) - set(names):
+            await self._drop(self._sessions[gone])
+        self._databases = names
+        self._discovered_at = time.monotonic()
+
+    async def _session(self, dbname: str) -> Session | None:
+        """A connection to `dbname`, or None while it cannot be reached (retried later)."""
+        session = self._sessions.get(dbname)
+        if session is not None and not session.broken:
+            return session
+        if session is not None:
+            await self._drop(session)
+        if time.monotonic() < self._db_retry_at.get(dbname, float("-inf")):
+            return None
+        try:
+            session = await self._connect(dbname)
+        except (psycopg.Error, OSError) as exc:
+            self._db_retry_at[dbname] = time.monotonic() + MAX_BACKOFF_SECONDS
+            raise PartialFailure([], f"cannot connect to database {dbname}: {exc}") from None
+        self._db_retry_at.pop(dbname, None)
+        return session
+
+    # --- collectors ---------------------------------------------------------------------------
+
+    async def _collect_up(self) -> list[Family]:
+        up = PG_UP.family()
+        ok = await self.ready()
+        up.add(1 if ok else 0)
+        families = [up]
+        if ok and self._probe_values:
+            start, in_recovery, version = self._probe_values
+            main = self._sessions.get(self.settings.database)
+            static = PG_STATIC.family()
+            if main is not None:
+                short = _short_version(main.version)
+                static.add(1, (("short_version", short), ("version", version)))
+            start_time = PG_START_TIME.family()
+            start_time.add(start)
+            recovery = PG_IN_RECOVERY.family()
+            recovery.add(1 if in_recovery else 0)
+            families += [static, start_time, recovery]
+        return families
+
+    async def _collect_spec(self, spec: QuerySpec) -> list[Family]:
+        if not await self.ready():
+            raise Unavailable
+        families = [Family(spec.metric_name(m), m.help, m.type) for m in spec.metrics]
+        if spec.scope == "cluster":
+            session = self._cluster_session(spec)
+            await self._run(spec, session, families, ())
+            return families
+        errors = []
+        for dbname in list(self._databases):
+            try:
+                session = await self._session(dbname)
+                if session is None:
+                    continue
+                if spec.requires_extension and spec.requires_extension not in session.extensions:
+                    continue
+                await self._run(spec, session, families, (("datname", dbname),))
+            except PartialFailure as exc:
+                errors.append(str(exc))
+            except psycopg.Error as exc:
+                errors.append(f"{dbname}: {exc}".strip())
+        if errors:
+            raise PartialFailure(families, "; ".join(errors))
+        return families
+
+    def _cluster_session(self, spec: QuerySpec) -> Session:
+        """The main connection, or for an extension's view any database that has it."""
+        main = self._sessions[self.settings.database]
+        if not spec.requires_extension or spec.requires_extension in main.extensions:
+            return main
+        for session in self._sessions.values():
+            if spec.requires_extension in session.extensions and not session.broken:
+                return session
+        raise Skipped(f"extension {spec.requires_extension} is not installed")
+
+    async def _run(
+        self,
+        spec: QuerySpec,
+        session: Session,
+        families: list[Family],
+        extra_labels: tuple[tuple[str, str], ...],
+    ) -> None:
+        variant = spec.variant_for(session.version)
+        if variant is None:
+            raise Skipped(f"no SQL for server version {session.version}")
+        sql = variant.sql.replace("{limit}", str(spec.limit)) if spec.limit else variant.sql
+        try:
+            result = await session.query(sql, spec.timeout, spec.limit)
+        except psycopg.OperationalError:
+            await self._drop(session)
+            raise
+        index = {name: i for i, name in enumerate(result.columns)}
+        missing = [c for c in spec.labels + [m.column for m in spec.metrics] if c not in index]
+        if missing:
+            raise ValueError(f"query {spec.name} returned no column(s) {', '.join(missing)}")
+        label_idx = [(name, index[name]) for name in spec.labels]
+        metric_idx = [
+            (index[m.column], m.scale, fam)
+            for m, fam in zip(spec.metrics, families, strict=True)
+        ]
+        for row in result.rows:
+            labels = tuple(
+                (name, "" if row[i] is None else str(row[i])) for name, i in label_idx
+            ) + extra_labels
+            for i, scale, family in metric_idx:
+                value = to_number(row[i])
+                if value is not None:
+                    family.add(value * scale, labels)
+
+
+def _short_version(version_num: int) -> str:
+    major = version_num // 10000
+    if major >= 10:
+        return f"{major}.{version_num % 10000}.0"
+    return f"{major}.{version_num // 100 % 100}.{version_num % 100}"

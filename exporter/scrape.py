@@ -1,0 +1,52 @@
+"""The configured sources and one scrape over all their collectors.
+
+Data flows one way: settings and specs build the sources, the sources hand out cached
+collectors, and a scrape gathers their rendered blocks within a deadline. The HTTP server and
+the `once` command both scrape through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from exporter import selfmetrics
+from exporter.cache import CachedCollector
+from exporter.config import Settings
+from exporter.exposition import Block
+from exporter.postgres import PostgresSource
+from exporter.queries import QuerySpec, default_queries_path, load_queries
+from exporter.redis import RedisSource
+
+
+def load_specs(settings: Settings) -> list[QuerySpec]:
+    """The queries the settings ask for: built-in (or replaced) plus extra files."""
+    main = settings.queries_file or default_queries_path()
+    return load_queries([main, *settings.extra_queries_files])
+
+
+class Exporter:
+    def __init__(self, settings: Settings, specs: list[QuerySpec]) -> None:
+        self.settings = settings
+        self.postgres = PostgresSource(settings.postgres, specs) if settings.postgres else None
+        self.redis = RedisSource(settings.redis) if settings.redis else None
+        self.collectors: list[CachedCollector] = []
+        for source in self.sources:
+            self.collectors += source.collectors()
+
+    @property
+    def sources(self) -> list[PostgresSource | RedisSource]:
+        return [s for s in (self.postgres, self.redis) if s is not None]
+
+    async def scrape(self, timeout: float) -> list[Block]:
+        """Every collector's block (fresh or cached) within `timeout` seconds, then self metrics."""
+        deadline = time.monotonic() + timeout
+        blocks = await asyncio.gather(*(c.block(deadline) for c in self.collectors))
+        return [b for b in blocks if b is not None] + [selfmetrics.render(self.collectors)]
+
+    def all_up(self) -> bool:
+        return all(source.up for source in self.sources)
+
+    async def close(self) -> None:
+        for source in self.sources:
+            await source.close()
