@@ -1,0 +1,105 @@
+"""Cache: TTL reuse, single-flight, deadlines serve the previous result, failures are isolated."""
+
+import asyncio
+import time
+
+from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
+from exporter.exposition import Family
+
+
+def counting_collector(ttl: float = 0.0, delay: float = 0.0, timeout: float = 5.0):
+    calls = []
+
+    async def collect() -> list[Family]:
+        calls.append(time.monotonic())
+        await asyncio.sleep(delay)
+        family = Family("x", "X.")
+        family.add(len(calls))
+        return [family]
+
+    return CachedCollector("x", collect, ttl=ttl, timeout=timeout), calls
+
+
+def deadline(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+async def test_result_younger_than_ttl_is_reused() -> None:
+    collector, calls = counting_collector(ttl=60)
+    first = await collector.block(deadline(1))
+    second = await collector.block(deadline(1))
+    assert first is second and len(calls) == 1
+    assert b"x 1" in first.text
+
+
+async def test_ttl_zero_collects_every_time() -> None:
+    collector, calls = counting_collector(ttl=0)
+    await collector.block(deadline(1))
+    block = await collector.block(deadline(1))
+    assert len(calls) == 2 and b"x 2" in block.text
+
+
+async def test_concurrent_scrapes_share_one_collection() -> None:
+    collector, calls = counting_collector(delay=0.2)
+    blocks = await asyncio.gather(*(collector.block(deadline(2)) for _ in range(10)))
+    assert len(calls) == 1
+    assert all(b is blocks[0] for b in blocks)
+
+
+async def test_deadline_serves_previous_result_and_counts_the_miss() -> None:
+    collector, calls = counting_collector(ttl=0.3, delay=0.5)
+    collector.ttl = 0  # first run: no previous result, the scrape waits for it
+    first = await collector.block(deadline(2))
+    assert b"x 1" in first.text
+    served = await collector.block(deadline(0.05))  # stale, and the new run takes 0.5 s
+    assert served is first and collector.deadline_misses_total == 1
+    await asyncio.sleep(0.6)  # the collection went on in the background and landed
+    assert len(calls) == 2 and collector.age() < 0.3
+    collector.ttl = 60
+    assert b"x 2" in (await collector.block(deadline(0))).text
+
+
+async def test_failure_counts_logs_once_and_drops_the_result(caplog) -> None:
+    fail = True
+
+    async def collect() -> list[Family]:
+        if fail:
+            raise RuntimeError("relation does not exist")
+        return [Family("ok", "OK.")]
+
+    collector = CachedCollector("broken", collect, ttl=0, timeout=1)
+    for _ in range(3):
+        assert await collector.block(deadline(1)) is None
+    assert collector.errors_total == 3
+    assert sum("relation does not exist" in r.message for r in caplog.records) == 1
+    fail = False
+    assert await collector.block(deadline(1)) is not None
+    assert collector.last_error is None and collector.last_success > 0
+
+
+async def test_timeout_is_an_error() -> None:
+    collector, _ = counting_collector(delay=1.0, timeout=0.1)
+    assert await collector.block(deadline(2)) is None
+    assert collector.errors_total == 1 and "timed out" in collector.last_error
+
+
+async def test_unavailable_skipped_and_partial() -> None:
+    async def down() -> list[Family]:
+        raise Unavailable
+
+    async def skipped() -> list[Family]:
+        raise Skipped("extension pg_stat_statements is not installed")
+
+    async def partial() -> list[Family]:
+        family = Family("p", "P.")
+        family.add(7)
+        raise PartialFailure([family], "database b: connection refused")
+
+    c_down = CachedCollector("down", down, 0, 1)
+    c_skip = CachedCollector("skip", skipped, 0, 1)
+    c_part = CachedCollector("part", partial, 0, 1)
+    assert await c_down.block(deadline(1)) is None and c_down.errors_total == 0
+    assert await c_skip.block(deadline(1)) is None and c_skip.errors_total == 0
+    assert c_skip.skipped == "extension pg_stat_statements is not installed"
+    block = await c_part.block(deadline(1))
+    assert block is not None and b"p 7" in block.text and c_part.errors_total == 1

@@ -1,0 +1,118 @@
+"""Settings: precedence, the guide's environment names, *_FILE secrets, errors that name the
+setting and never echo a secret."""
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import DEFAULT_PORT, load_settings, redact_url, setting_infos
+from exporter.yamlfile import ConfigError
+
+
+def test_guide_environment_names_are_understood() -> None:
+    settings = load_settings(
+        env={
+            "POSTGRES_HOST": "db.internal",
+            "POSTGRES_PORT": "6543",
+            "POSTGRES_USER": "tmi_user",
+            "POSTGRES_PASSWORD": "pw",
+            "POSTGRES_DATABASE": "tmi",
+            "POSTGRES_SSL_MODE": "require",
+            "REDIS_HOST": "cache.internal",
+            "REDIS_PORT": "6380",
+            "REDIS_PASSWORD": "rpw",
+            "REDIS_DB": "2",
+        }
+    )
+    pg, redis = settings.postgres, settings.redis
+    assert (pg.host, pg.port, pg.user, pg.database, pg.ssl_mode) == (
+        "db.internal", 6543, "tmi_user", "tmi", "require",
+    )
+    assert pg.password.get_secret_value() == "pw"
+    assert (redis.host, redis.port, redis.db) == ("cache.internal", 6380, 2)
+    assert redis.password.get_secret_value() == "rpw"
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("postgres:\n  host: from-file\n  port: 1111\n  user: file-user\n")
+    env = {"POSTGRES_PORT": "2222", "POSTGRES_USER": "env-user"}
+    settings = load_settings(config, env, {"postgres.user": "flag-user"})
+    assert settings.postgres.host == "from-file"
+    assert settings.postgres.port == 2222
+    assert settings.postgres.user == "flag-user"
+    assert settings.postgres.database == "postgres"  # default
+    assert settings.listen_port == DEFAULT_PORT not in (9187, 9121)
+
+
+def test_either_database_may_be_left_out() -> None:
+    only_redis = load_settings(env={"REDIS_URL": "redis://localhost:6379/0"})
+    assert only_redis.postgres is None and only_redis.redis is not None
+    only_pg = load_settings(env={"POSTGRES_HOST": "x"})
+    assert only_pg.redis is None and only_pg.postgres is not None
+    nothing = load_settings(env={})
+    assert nothing.postgres is None and nothing.redis is None
+
+
+def test_secret_files_from_env_flag_and_config(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-a-file\n")
+    by_env = load_settings(env={"POSTGRES_PASSWORD_FILE": str(secret)})
+    assert by_env.postgres.password.get_secret_value() == "from-a-file"
+    by_flag = load_settings(flags={"redis.password_file": str(secret)})
+    assert by_flag.redis.password.get_secret_value() == "from-a-file"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"redis:\n  url_file: {secret}\n")
+    assert load_settings(config).redis.url.get_secret_value() == "from-a-file"
+
+
+def test_unreadable_secret_file_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"POSTGRES_PASSWORD_FILE": "/nonexistent/pw"})
+    assert "POSTGRES_PASSWORD_FILE" in str(err.value)
+    assert "No such file" in str(err.value)
+
+
+def test_errors_name_setting_and_source_but_never_the_secret() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(
+            env={
+                "POSTGRES_PORT": "not-a-port",
+                "POSTGRES_PASSWORD": "hunter2-secret",
+                "POSTGRES_SSL_MODE": "sometimes",
+                "REDIS_DB": "-1",
+            }
+        )
+    text = str(err.value)
+    assert "environment variable POSTGRES_PORT: postgres.port:" in text
+    assert "environment variable POSTGRES_SSL_MODE: postgres.ssl_mode:" in text
+    assert "environment variable REDIS_DB: redis.db:" in text
+    assert len(err.value.problems) == 3
+    assert "hunter2" not in text and "not-a-port" not in text
+
+
+def test_config_file_errors_give_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("listen_port: 9000\npostgres:\n  host: x\n  port: nope\n  colour: blue\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert f"{config}:4: postgres.port:" in str(err.value)
+    assert f"{config}:5: postgres.colour: Extra inputs are not permitted" in str(err.value)
+
+
+def test_secret_does_not_show_in_repr_or_description() -> None:
+    settings = load_settings(env={"POSTGRES_PASSWORD": "s3cr3t", "REDIS_URL": "redis://u:s3cr3t@h:1/0"})
+    assert "s3cr3t" not in repr(settings)
+    assert "s3cr3t" not in settings.postgres.describe()
+    assert settings.redis.describe() == "redis://u:***@h:1/0"
+    assert redact_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_every_setting_has_env_and_description_and_secrets_have_no_flag() -> None:
+    infos = list(setting_infos())
+    assert {"POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD",
+            "POSTGRES_DATABASE", "POSTGRES_SSL_MODE", "REDIS_HOST", "REDIS_PORT",
+            "REDIS_PASSWORD", "REDIS_DB", "REDIS_URL"} <= {i.env for i in infos}
+    for info in infos:
+        assert info.description, info.key
+        assert (info.flag is None) == info.secret, info.key
