@@ -43,7 +43,7 @@ PG_IN_RECOVERY = MetricDef(
     "pg_is_in_recovery", "1 when the server is a standby (in recovery), 0 on a primary."
 )
 
-PROBE_REUSE_SECONDS = 1.0  # one probe serves all collectors of a scrape (and its neighbours)
+PROBE_REUSE_SECONDS = 1.0  # a probe serves all collectors of a scrape and concurrent scrapes
 MAX_BACKOFF_SECONDS = 15.0
 LOCK_TIMEOUT_MS = 1000  # monitoring must never queue behind an application's lock
 
@@ -169,12 +169,13 @@ class PostgresSource:
 
     # --- reachability ------------------------------------------------------------------------
 
-    async def ready(self) -> bool:
-        """Whether the server answers, probing at most once per PROBE_REUSE_SECONDS."""
+    async def ready(self, fresh: bool = False) -> bool:
+        """Whether the server answers. `fresh` (the pg_up collector, first of every scrape)
+        starts a new probe; the other collectors share the one in flight or a recent one."""
         now = time.monotonic()
-        if self._probe_task is None or (
-            self._probe_task.done() and now - self._probed_at >= PROBE_REUSE_SECONDS
-        ):
+        in_flight = self._probe_task is not None and not self._probe_task.done()
+        stale = now - self._probed_at >= PROBE_REUSE_SECONDS
+        if self._probe_task is None or (not in_flight and (fresh or stale)):
             self._probed_at = now
             self._probe_task = asyncio.create_task(self._probe(), name="postgres probe")
         return await asyncio.shield(self._probe_task)
@@ -272,7 +273,7 @@ class PostgresSource:
 
     async def _collect_up(self) -> list[Family]:
         up = PG_UP.family()
-        ok = await self.ready()
+        ok = await self.ready(fresh=True)
         up.add(1 if ok else 0)
         families = [up]
         if ok and self._probe_values:

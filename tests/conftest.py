@@ -88,13 +88,18 @@ class Scrape:
         self.samples: dict[str, list[tuple[dict[str, str], float]]] = {}
         self.types: dict[str, str] = {}
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        # The parser renames counter samples to *_total; keep the names as exposed.
+        declared = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
         for family in text_string_to_metric_families(text):
             self.types[family.name] = family.type
             for sample in family.samples:
-                key = (sample.name, tuple(sorted(sample.labels.items())))
+                name = sample.name
+                if name not in declared and name.endswith("_total") and name[:-6] in declared:
+                    name = name[:-6]
+                key = (name, tuple(sorted(sample.labels.items())))
                 assert key not in seen, f"duplicate series {key}"
                 seen.add(key)
-                self.samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+                self.samples.setdefault(name, []).append((sample.labels, sample.value))
 
     def series(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
         return [
