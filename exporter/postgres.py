@@ -42,6 +42,7 @@ PG_START_TIME = MetricDef(
 PG_IN_RECOVERY = MetricDef(
     "pg_is_in_recovery", "1 when the server is a standby (in recovery), 0 on a primary."
 )
+ALL = (PG_UP, PG_STATIC, PG_START_TIME, PG_IN_RECOVERY)
 
 PROBE_REUSE_SECONDS = 1.0  # a probe serves all collectors of a scrape and concurrent scrapes
 MAX_BACKOFF_SECONDS = 15.0
