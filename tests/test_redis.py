@@ -52,7 +52,11 @@ async def test_keyspace_counts_keys_and_expiry(redis_server: LocalRedis) -> None
         r3.set(f"session:leak{i}:sid", "s")  # no TTL: the leak the guide cleans by hand
     exporter = make_exporter(redis_env(redis_server))
     try:
-        result = await scrape(exporter)
+        for _ in range(50):  # avg_ttl is an estimate the server refreshes in its expire cycle
+            result = await scrape(exporter)
+            if result.value("redis_db_avg_ttl_seconds", db="db3") > 0:
+                break
+            await asyncio.sleep(0.1)
     finally:
         await exporter.close()
         r3.flushdb()
