@@ -10,6 +10,7 @@ the others down with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -40,10 +41,15 @@ class PartialFailure(Exception):
 class CachedCollector:
     """One named collector with its last rendered result and its health figures."""
 
-    def __init__(self, name: str, collect: Collect, ttl: float, timeout: float) -> None:
+    def __init__(
+        self, name: str, collect: Collect, ttl: float, timeout: float, background: bool = False
+    ) -> None:
+        """`background`: expensive work (a key census, ...) that runs every `ttl` seconds on its
+        own, started by the first scrape; scrapes only read its last finished result."""
         self.name = name
         self.ttl = ttl
         self.timeout = timeout
+        self.background = background
         self._collect = collect
         self._block: Block | None = None
         self._collected_at = float("-inf")  # monotonic
@@ -67,6 +73,15 @@ class CachedCollector:
     async def block(self, deadline: float) -> Block | None:
         """The current result, collecting first when stale; never raises."""
         now = time.monotonic()
+        if self.background:
+            if self._task is None:
+                self._task = asyncio.create_task(self._loop(), name=f"background {self.name}")
+            if self._block is not None or self._collected_at > float("-inf"):
+                return self._block
+            # Nothing finished yet: wait for the first run as far as the deadline allows.
+            while time.monotonic() < deadline and self._collected_at == float("-inf"):
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            return self._block
         if self._block is not None and now - self._collected_at < self.ttl:
             return self._block
         if self._task is None or self._task.done():
@@ -76,6 +91,20 @@ class CachedCollector:
         except TimeoutError:
             self.deadline_misses_total += 1
         return self._block
+
+    async def _loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            await self._refresh()
+            await asyncio.sleep(max(0.0, self.ttl - (time.monotonic() - started)))
+
+    async def close(self) -> None:
+        """Stop background work (and any collection in flight)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _refresh(self) -> None:
         started = time.monotonic()

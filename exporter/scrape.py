@@ -48,5 +48,7 @@ class Exporter:
         return all(source.up for source in self.sources)
 
     async def close(self) -> None:
+        for collector in self.collectors:
+            await collector.close()
         for source in self.sources:
             await source.close()

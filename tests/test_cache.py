@@ -103,3 +103,20 @@ async def test_unavailable_skipped_and_partial() -> None:
     assert c_skip.skipped == "extension pg_stat_statements is not installed"
     block = await c_part.block(deadline(1))
     assert block is not None and b"p 7" in block.text and c_part.errors_total == 1
+
+
+async def test_background_collector_runs_on_its_own_and_scrapes_only_read() -> None:
+    collector, calls = counting_collector(ttl=0.2, delay=0.05)
+    collector.background = True
+    try:
+        first = await collector.block(deadline(2))  # waits for the first run only
+        assert first is not None and len(calls) == 1
+        assert await collector.block(deadline(0)) is first  # a scrape never starts work
+        await asyncio.sleep(0.5)
+        assert len(calls) >= 2  # it went on by itself, every ttl seconds
+        assert b"x 1" not in (await collector.block(deadline(0))).text
+    finally:
+        await collector.close()
+    settled = len(calls)
+    await asyncio.sleep(0.3)
+    assert len(calls) == settled  # close() stopped it
