@@ -198,16 +198,18 @@ def test_cancellation_and_errors_leave_nothing_behind() -> None:
     facts = asyncio.run(cancelled())
     assert not _alive(facts["pid"]) and not facts["dir"].exists()
 
-    async def failing() -> int:
+    async def failing() -> None:
         async with demo_environment(postgres=False) as env:
-            client = aioredis.Redis.from_url(env.redis_url)
+            client = aioredis.Redis.from_url(env.redis_url, decode_responses=True)
             pid = (await client.info("server"))["process_id"]
+            directory = Path((await client.config_get("dir"))["dir"])
             await client.aclose()
-            raise RuntimeError(pid)
+            raise RuntimeError(pid, directory)
 
     with pytest.raises(RuntimeError) as failure:
         asyncio.run(failing())
-    assert not _alive(failure.value.args[0])
+    pid, directory = failure.value.args
+    assert not _alive(pid) and not directory.exists()
 
 
 def test_load_survives_unreachable_servers_and_stops_promptly() -> None:
