@@ -11,10 +11,12 @@ benchmark runs (a rate-limit key that lives one minute would shrink the keyspace
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import redis
 
 # --------------------------------------------------------------------------------- Redis
@@ -100,3 +102,105 @@ def fill_redis(url: str, keys: int, *, no_ttl_fraction: float = 0.05, seed: int 
             pipe.execute()
     finally:
         client.close()
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+FILLER_SCHEMA = "filler"
+FILLER_ROWS = 20  # rows per filler table
+DEAD_EVERY = 4  # every 4th filler table keeps dead tuples (autovacuum off there)
+DEAD_ROWS = 5  # rows deleted from such a table
+TABLES_PER_TRANSACTION = 100  # ~5 locks per table (table, 2 indexes, toast); 6,400 lock slots
+STATEMENT_SHAPES = (  # distinct normalized statements per filler table
+    "SELECT count(*) FROM {t} WHERE grp = 3",
+    "SELECT val FROM {t} WHERE id = 7",
+    "SELECT id FROM {t} WHERE val LIKE 'a%' ORDER BY id LIMIT 5",
+    "SELECT grp, count(*) FROM {t} GROUP BY grp",
+)
+
+
+def filler_table(i: int) -> str:
+    return f"{FILLER_SCHEMA}.t_{i:05d}"
+
+
+def _filler_ddl(i: int) -> str:
+    t = filler_table(i)
+    dead = i % DEAD_EVERY == 0
+    options = " WITH (autovacuum_enabled = off)" if dead else ""
+    ddl = (
+        f"CREATE TABLE {t} (id int PRIMARY KEY, grp int NOT NULL, val text NOT NULL){options};"
+        f"CREATE INDEX t_{i:05d}_grp ON {t} (grp);"
+        f"INSERT INTO {t} SELECT g, g % 5, md5(g::text) FROM generate_series(1, {FILLER_ROWS}) g;"
+    )
+    if dead:
+        ddl += f"DELETE FROM {t} WHERE id <= {DEAD_ROWS};"
+    return ddl
+
+
+def create_filler_tables(dsn: str, first: int, count: int) -> None:
+    """Tables `first` .. `first+count-1` in schema `filler` of the database of `dsn`, each
+    with a primary key and one more index and FILLER_ROWS rows; every DEAD_EVERY-th keeps
+    DEAD_ROWS dead tuples (autovacuum off). Created in batches so the lock table suffices."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {FILLER_SCHEMA}")
+        for start in range(first, first + count, TABLES_PER_TRANSACTION):
+            stop = min(first + count, start + TABLES_PER_TRANSACTION)
+            # one simple-protocol string = one implicit transaction
+            conn.execute("".join(_filler_ddl(i) for i in range(start, stop)).encode())
+
+
+def _statements(count: int, tables: int) -> Iterator[str]:
+    """`count` statements that pg_stat_statements normalizes to distinct entries."""
+    made = 0
+    for shape in STATEMENT_SHAPES:
+        for i in range(tables):
+            if made == count:
+                return
+            yield shape.format(t=filler_table(i))
+            made += 1
+    width = 1
+    while made < count:  # few tables: distinct target lists on a TMI table
+        yield f"SELECT {', '.join(['email'] * width)} FROM users LIMIT 1"
+        width += 1
+        made += 1
+
+
+def fill_statements(dsn: str, count: int, tables: int) -> None:
+    """Reset pg_stat_statements and fill it with `count` distinct statements (run once or a
+    few times each), as a busy application database would have."""
+    rng = random.Random(count)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+        with conn.pipeline():
+            for sql in _statements(count, tables):
+                for _ in range(rng.choice((1, 1, 2, 3))):
+                    conn.execute(sql.encode(), prepare=False)
+
+
+def create_monitoring_role(dsn: str, role: str) -> None:
+    """A login role in pg_monitor (trust auth on the local test server: no password)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if exists is None:
+            conn.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE pg_monitor')
+
+
+def statement_calls(dsn: str) -> dict[str, int]:
+    """Statements executed so far per role, from pg_stat_statements (calls summed)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT r.rolname, sum(s.calls)::bigint FROM pg_stat_statements s"
+            " JOIN pg_roles r ON r.oid = s.userid GROUP BY r.rolname"
+        ).fetchall()
+    return {name: int(calls) for name, calls in rows}
+
+
+def fill_postgres(server_dsn: str, tables: int, *, statements: int = 3000) -> None:
+    """Database `tmi` with the TMI schema and demo data, `tables` filler tables, and
+    pg_stat_statements holding `statements` distinct statements (reset first)."""
+    from exporter.demo import seed_postgres, with_dbname
+
+    asyncio.run(seed_postgres(server_dsn))
+    tmi = with_dbname(server_dsn, "tmi")
+    create_filler_tables(tmi, 0, tables)
+    fill_statements(tmi, statements, tables)
