@@ -27,7 +27,12 @@ class Unavailable(Exception):
 
 
 class Skipped(Exception):
-    """The collector cannot run on this server (missing extension, no SQL for its version)."""
+    """The collector cannot run on this server (missing extension, no SQL for its version).
+    `reason` becomes a label; `hint` (what to do about it) goes to the log, once."""
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        super().__init__(reason)
+        self.hint = hint
 
 
 class PartialFailure(Exception):
@@ -110,7 +115,7 @@ class CachedCollector:
         started = time.monotonic()
         families: list[Family] | None = None
         error: str | None = None
-        self.skipped = None
+        skipped, self.skipped = self.skipped, None
         try:
             async with asyncio.timeout(self.timeout):
                 families = await self._collect()
@@ -118,6 +123,8 @@ class CachedCollector:
             pass
         except Skipped as exc:
             self.skipped = str(exc)
+            if self.skipped != skipped:
+                log.info("collector %s skipped: %s %s", self.name, exc, exc.hint)
         except PartialFailure as exc:
             families, error = exc.families, str(exc)
         except TimeoutError:

@@ -46,11 +46,42 @@ class PostgresSettings(_Section):
     auto_discover_databases: bool = Field(
         True, description="Run database-scope queries in every database, not just the first one"
     )
+    include_databases: list[str] = Field(
+        [], description="Only these databases (empty: every database that accepts connections)"
+    )
     exclude_databases: list[str] = Field(
         [], description="Databases to leave out of discovery (comma-separated in env/flags)"
     )
     discovery_interval: Duration = Field(
         60.0, gt=0, description="How often to look for new or dropped databases"
+    )
+    enable_queries: list[str] = Field(
+        [], description="Turn on queries.yaml entries that are off by default (by name)"
+    )
+    disable_queries: list[str] = Field([], description="Turn off queries.yaml entries (by name)")
+    statements_limit: int = Field(
+        50, ge=1, le=10000, description="Top-N statements (by total time) from pg_stat_statements"
+    )
+    slow_statement_threshold: Duration = Field(
+        0.1, ge=0, description="A statement with a mean time above this counts as slow"
+    )
+    statement_text_length: int = Field(
+        120, ge=16, le=4096, description="Query text length when pg_stat_statements_query is on"
+    )
+    tables_limit: int = Field(
+        2000, ge=1, description="Per-table series per database at most (most dead tuples first)"
+    )
+    indexes_limit: int = Field(5000, ge=1, description="Per-index series per database at most")
+    sequences_limit: int = Field(
+        20, ge=1, description="Sequences closest to exhaustion, per database"
+    )
+    applications_limit: int = Field(
+        10, ge=1, description="Application names shown by name; the rest count as `other`"
+    )
+    migrations_table: str = Field(
+        "public.schema_migrations",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+        description="golang-migrate's table ([schema.]name)",
     )
 
     def conninfo(self, database: str | None = None) -> dict[str, Any]:
@@ -98,6 +129,9 @@ class Settings(_Section):
         description="Deadline of a scrape when Prometheus sends no X-Prometheus-Scrape-Timeout",
     )
     queries_file: Path | None = Field(None, description="Replace the built-in queries.yaml")
+    backup_paths: list[str] = Field(
+        [], description="Backup files to watch: directories or globs (comma-separated)"
+    )
     extra_queries_files: list[Path] = Field(
         [], description="More queries files, added to the built-in ones (comma-separated)"
     )

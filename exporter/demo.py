@@ -41,6 +41,7 @@ SLOW_STATEMENT = "SELECT pg_sleep(0.15)"  # stands in for a slow report query
 
 TMI_SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+CREATE SEQUENCE IF NOT EXISTS threat_number_seq;
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -221,6 +222,7 @@ async def seed_postgres(dsn: str, *, users: int = 200, threat_models: int = 500)
         await cur.execute(TMI_SCHEMA)
         await cur.execute(f"TRUNCATE {', '.join(_TABLES)}, schema_migrations")
         await cur.execute("INSERT INTO schema_migrations VALUES (%s, false)", (MIGRATION_VERSION,))
+        await cur.execute("SELECT setval('threat_number_seq', 2700)")
         for table in _TABLES:
             async with cur.copy(f"COPY {table} ({_COLUMNS[table]}) FROM STDIN") as copy:
                 for row in rows[table]:
@@ -310,6 +312,12 @@ async def _pg_load(dsn: str, stop: asyncio.Event, interval: float, rng: random.R
             if tick % 7 == 0:
                 await conn.execute("UPDATE threat_models SET modified_at = now() WHERE id = %s",
                                    (tm_id,))
+            await conn.execute("SELECT nextval('threat_number_seq')")
+            if tick % 10 == 5:  # a sluggish client: idle in transaction for a second
+                async with conn.transaction():
+                    await conn.execute("UPDATE threat_models SET modified_at = now() WHERE id"
+                                       " = %s", (tm_id,))
+                    await _pause(stop, 1.0)
             tick += 1
             await _pause(stop, interval)
 

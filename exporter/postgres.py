@@ -26,7 +26,7 @@ import psycopg
 from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
 from exporter.config import PostgresSettings
 from exporter.exposition import Family, MetricDef
-from exporter.queries import QuerySpec
+from exporter.queries import QuerySpec, fill_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ class PostgresSource:
     def __init__(self, settings: PostgresSettings, specs: list[QuerySpec]) -> None:
         self.settings = settings
         self.specs = specs
+        self.placeholders = placeholder_values(settings)
         self.up = False
         self._sessions: dict[str, Session] = {}
         self._databases: list[str] = [settings.database]
@@ -152,7 +153,10 @@ class PostgresSource:
 
     def collectors(self) -> list[CachedCollector]:
         timeout = self.settings.connect_timeout + 1
-        collectors = [CachedCollector("pg_up", self._collect_up, ttl=0, timeout=timeout)]
+        collectors = [
+            CachedCollector("pg_up", self._collect_up, ttl=0, timeout=timeout),
+            CachedCollector("pg_settings", self._collect_settings, ttl=60, timeout=timeout),
+        ]
         for spec in self.specs:
 
             async def collect(spec: QuerySpec = spec) -> list[Family]:
@@ -245,7 +249,12 @@ class PostgresSource:
             " ORDER BY datname",
             s.statement_timeout,
         )
-        names = [row[0] for row in result.rows if row[0] not in s.exclude_databases]
+        names = [
+            row[0]
+            for row in result.rows
+            if row[0] not in s.exclude_databases
+            and (not s.include_databases or row[0] in s.include_databases)
+        ]
         if s.database not in names:
             names.insert(0, s.database)
         for gone in set(self._sessions) - set(names):
@@ -295,8 +304,14 @@ class PostgresSource:
         if not await self.ready():
             raise Unavailable
         families = [Family(spec.metric_name(m), m.help, m.type) for m in spec.metrics]
+        if spec.left_out:
+            families.append(
+                Family(spec.left_out_name(), f"Rows of {spec.name} not exported (over the limit).")
+            )
         if spec.scope == "cluster":
             session = self._cluster_session(spec)
+            if spec.requires_table and not await self._readable(session, spec):
+                raise Skipped(f"table {spec.requires_table} is missing or not readable")
             await self._run(spec, session, families, ())
             return families
         errors = []
@@ -307,6 +322,8 @@ class PostgresSource:
                     continue
                 if spec.requires_extension and spec.requires_extension not in session.extensions:
                     continue
+                if spec.requires_table and not await self._readable(session, spec):
+                    continue
                 await self._run(spec, session, families, (("datname", dbname),))
             except PartialFailure as exc:
                 errors.append(str(exc))
@@ -316,6 +333,17 @@ class PostgresSource:
             raise PartialFailure(families, "; ".join(errors))
         return families
 
+    async def _readable(self, session: Session, spec: QuerySpec) -> bool:
+        """Whether `requires_table` exists here and we may read it (checked on every run:
+        an application may create it at any time, e.g. its migrations on first start)."""
+        assert spec.requires_table is not None
+        table = fill_placeholders(spec.requires_table, self.placeholders).replace("'", "''")
+        result = await session.query(
+            f"SELECT coalesce(has_table_privilege(to_regclass('{table}'), 'SELECT'), false)",
+            spec.timeout,
+        )
+        return bool(result.rows[0][0])
+
     def _cluster_session(self, spec: QuerySpec) -> Session:
         """The main connection, or for an extension's view any database that has it."""
         main = self._sessions[self.settings.database]
@@ -324,7 +352,11 @@ class PostgresSource:
         for session in self._sessions.values():
             if spec.requires_extension in session.extensions and not session.broken:
                 return session
-        raise Skipped(f"extension {spec.requires_extension} is not installed")
+        raise Skipped(
+            f"extension {spec.requires_extension} is not installed",
+            hint=f"(to enable: load it in shared_preload_libraries where it needs that, and run"
+            f" CREATE EXTENSION {spec.requires_extension} in database {self.settings.database})",
+        )
 
     async def _run(
         self,
@@ -336,20 +368,22 @@ class PostgresSource:
         variant = spec.variant_for(session.version)
         if variant is None:
             raise Skipped(f"no SQL for server version {session.version}")
-        sql = variant.sql.replace("{limit}", str(spec.limit)) if spec.limit else variant.sql
+        values = self.placeholders | ({"limit": str(spec.limit)} if spec.limit else {})
+        sql = fill_placeholders(variant.sql, values)
         try:
             result = await session.query(sql, spec.timeout, spec.limit)
         except psycopg.OperationalError:
             await self._drop(session)
             raise
         index = {name: i for i, name in enumerate(result.columns)}
-        missing = [c for c in spec.labels + [m.column for m in spec.metrics] if c not in index]
+        wanted = spec.labels + [m.column for m in spec.metrics]
+        missing = [c for c in wanted + (["total_rows"] if spec.left_out else []) if c not in index]
         if missing:
             raise ValueError(f"query {spec.name} returned no column(s) {', '.join(missing)}")
         label_idx = [(name, index[name]) for name in spec.labels]
         metric_idx = [
             (index[m.column], m.scale, fam)
-            for m, fam in zip(spec.metrics, families, strict=True)
+            for m, fam in zip(spec.metrics, families[: len(spec.metrics)], strict=True)
         ]
         for row in result.rows:
             labels = tuple(
@@ -359,6 +393,87 @@ class PostgresSource:
                 value = to_number(row[i])
                 if value is not None:
                     family.add(value * scale, labels)
+        if spec.left_out:
+            total = result.rows[0][index["total_rows"]] if result.rows else 0
+            families[-1].add(max(0, total - len(result.rows)), extra_labels)
+
+
+    async def _collect_settings(self) -> list[Family]:
+        """Every numeric server setting as pg_settings_<name>, in base units, named as
+        postgres_exporter names them; names a queries.yaml entry already makes are left out."""
+        if not await self.ready():
+            raise Unavailable
+        main = self._sessions[self.settings.database]
+        result = await main.query(_SETTINGS_SQL, self.settings.statement_timeout)
+        taken = {spec.metric_name(m) for spec in self.specs for m in spec.metrics}
+        families = []
+        for name, setting, unit, vartype, description in result.rows:
+            converted = setting_value(setting, unit, vartype)
+            if converted is None:
+                continue
+            value, suffix = converted
+            metric = "pg_settings_" + name.replace(".", "_") + suffix
+            if metric in taken:
+                continue
+            family = Family(metric, f"Server setting {name}: {description}")
+            family.add(value)
+            families.append(family)
+        return families
+
+
+_SETTINGS_SQL = (
+    "SELECT name, setting, coalesce(unit, ''), vartype, short_desc FROM pg_settings"
+    " WHERE vartype IN ('bool', 'integer', 'real')"
+)
+
+# unit -> (factor to the base unit, metric name suffix), as postgres_exporter converts them
+_SETTING_UNITS: dict[str, tuple[float, str]] = {
+    "": (1, ""),
+    "ms": (0.001, "_seconds"),
+    "s": (1, "_seconds"),
+    "min": (60, "_seconds"),
+    "h": (3600, "_seconds"),
+    "d": (86400, "_seconds"),
+    "B": (1, "_bytes"),
+    "kB": (1024, "_bytes"),
+    "8kB": (8192, "_bytes"),
+    "16kB": (16384, "_bytes"),
+    "32kB": (32768, "_bytes"),
+    "MB": (1024**2, "_bytes"),
+    "16MB": (16 * 1024**2, "_bytes"),
+    "32MB": (32 * 1024**2, "_bytes"),
+    "64MB": (64 * 1024**2, "_bytes"),
+    "GB": (1024**3, "_bytes"),
+    "TB": (1024**4, "_bytes"),
+}
+
+
+def setting_value(setting: str, unit: str, vartype: str) -> tuple[float, str] | None:
+    """(value in base units, name suffix) of a pg_settings row; -1 ("off") stays -1."""
+    if vartype == "bool":
+        return (1.0 if setting == "on" else 0.0), ""
+    if unit not in _SETTING_UNITS:
+        return None
+    try:
+        raw = float(setting)
+    except ValueError:
+        return None
+    factor, suffix = _SETTING_UNITS[unit]
+    return (raw if raw == -1 else raw * factor), suffix
+
+
+def placeholder_values(settings: PostgresSettings) -> dict[str, str]:
+    """What queries.yaml's `{placeholders}` stand for (integers or a validated identifier)."""
+    return {
+        "statements_limit": str(settings.statements_limit),
+        "slow_statement_ms": str(round(settings.slow_statement_threshold * 1000, 3)),
+        "statement_text_length": str(settings.statement_text_length),
+        "tables_limit": str(settings.tables_limit),
+        "indexes_limit": str(settings.indexes_limit),
+        "sequences_limit": str(settings.sequences_limit),
+        "applications_limit": str(settings.applications_limit),
+        "migrations_table": settings.migrations_table,
+    }
 
 
 def _short_version(version_num: int) -> str:

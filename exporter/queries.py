@@ -8,6 +8,7 @@ runs, and every mistake is reported with file, line and field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,6 +26,22 @@ from exporter.durations import Duration
 from exporter.yamlfile import ConfigError, Problem, YamlDocument, load_yaml_file
 
 NAME_RE = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# `{name}` in SQL is filled in from the settings (integers, or a validated identifier), so
+# operators tune limits and thresholds without editing SQL.
+PLACEHOLDERS = frozenset(
+    {
+        "limit",
+        "statements_limit",
+        "slow_statement_ms",
+        "statement_text_length",
+        "tables_limit",
+        "indexes_limit",
+        "sequences_limit",
+        "applications_limit",
+        "migrations_table",
+    }
+)
+PLACEHOLDER_RE = re.compile(r"\{([a-z_]+)\}")
 UNIT_SUFFIXES = {"seconds": "_seconds", "bytes": "_bytes", "ratio": "_ratio"}
 
 
@@ -93,9 +110,16 @@ class QuerySpec(_Strict):
     labels: list[Annotated[str, Field(pattern=NAME_RE)]] = []
     metrics: list[MetricColumn] = Field(min_length=1)
     requires_extension: str | None = None
+    requires_table: str | None = Field(
+        None, description="run only where this table exists and is readable (placeholders ok)"
+    )
     ttl: Duration = 0.0
     timeout: Duration = Field(5.0, gt=0)
     limit: int | None = Field(None, ge=1)
+    enabled: bool = Field(True, description="off-by-default entries are turned on in settings")
+    left_out: bool = Field(
+        False, description="SQL returns `total_rows`; export <name>_left_out = rows not returned"
+    )
     source: str = Field("", exclude=True, description="file:line, set by the loader")
 
     @model_validator(mode="after")
@@ -115,6 +139,12 @@ class QuerySpec(_Strict):
             suffix = UNIT_SUFFIXES.get(metric.unit or "")
             if suffix and suffix not in name:
                 raise ValueError(f"metric {name} has unit {metric.unit} but no {suffix} in it")
+        for variant in self.all_variants():
+            unknown = set(PLACEHOLDER_RE.findall(variant.sql)) - PLACEHOLDERS
+            if unknown:
+                raise ValueError(f"unknown placeholder(s) in sql: {', '.join(sorted(unknown))}")
+            if "{limit}" in variant.sql and self.limit is None:
+                raise ValueError("sql uses {limit} but the entry has no `limit`")
         ranges = self.all_variants()
         for i, a in enumerate(ranges):
             for b in ranges[i + 1 :]:
@@ -136,8 +166,15 @@ class QuerySpec(_Strict):
     def variant_for(self, version: int) -> Variant | None:
         return next((v for v in self.all_variants() if v.matches(version)), None)
 
+    def left_out_name(self) -> str:
+        return f"{self.name}_left_out"
+
     def label_names(self) -> list[str]:
         return [*self.labels, "datname"] if self.scope == "database" else list(self.labels)
+
+
+def fill_placeholders(sql: str, values: dict[str, str]) -> str:
+    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), sql)
 
 
 def default_queries_path() -> Path:
@@ -171,8 +208,8 @@ def _check_unique_metrics(specs: Iterable[QuerySpec]) -> list[Problem]:
     owner: dict[str, QuerySpec] = {}
     problems = []
     for spec in specs:
-        for metric in spec.metrics:
-            name = spec.metric_name(metric)
+        names = [spec.metric_name(m) for m in spec.metrics]
+        for name in names + ([spec.left_out_name()] if spec.left_out else []):
             first = owner.setdefault(name, spec)
             if first is not spec:
                 problems.append(

@@ -17,12 +17,24 @@ from exporter.exposition import Block
 from exporter.postgres import PostgresSource
 from exporter.queries import QuerySpec, default_queries_path, load_queries
 from exporter.redis import RedisSource
+from exporter.yamlfile import ConfigError, Problem
 
 
 def load_specs(settings: Settings) -> list[QuerySpec]:
-    """The queries the settings ask for: built-in (or replaced) plus extra files."""
+    """The queries the settings ask for: built-in (or replaced) plus extra files, minus those
+    turned off, plus the off-by-default ones turned on."""
     main = settings.queries_file or default_queries_path()
-    return load_queries([main, *settings.extra_queries_files])
+    specs = load_queries([main, *settings.extra_queries_files])
+    if settings.postgres is None:
+        return specs
+    enable, disable = settings.postgres.enable_queries, settings.postgres.disable_queries
+    unknown = sorted(set(enable + disable) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(
+            [Problem("postgres.enable_queries/disable_queries", "", f"no such query: {n}")
+             for n in unknown]
+        )
+    return [s for s in specs if (s.enabled or s.name in enable) and s.name not in disable]
 
 
 class Exporter:

@@ -27,10 +27,22 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
+# Entries whose honest value on a lone primary without archiving is nothing or 0.
+NEEDS_MORE_THAN_THE_DEMO = {
+    "pg_stat_replication": "needs a replica",
+    "pg_replication": "exists on a standby only",
+    "pg_replication_slots": "needs a replication slot",
+    "pg_stat_archiver": "needs archive_mode",
+    "pg_pending_restart": "0 unless a setting awaits a restart",
+}
+
+
 def _missing_values(result: Scrape) -> list[str]:
     """Shipped queries (and Redis) that have no non-zero sample yet."""
     missing = []
     for spec in load_queries([default_queries_path()]):
+        if not spec.enabled or spec.name in NEEDS_MORE_THAN_THE_DEMO:
+            continue
         names = [spec.metric_name(m) for m in spec.metrics]
         if not any(v != 0 for n in names for _, v in result.series(n)):
             missing.append(spec.name)

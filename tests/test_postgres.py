@@ -115,7 +115,8 @@ async def test_missing_extension_is_a_skip_not_an_error(postgres: LocalPostgres)
             conn.execute(f"DROP DATABASE {database}")
     assert result.value("pg_up") == 1
     assert result.series("pg_stat_statements_calls_total") == []
-    (labels, value), = result.series("tmi_db_exporter_query_skipped")
+    skipped = result.series("tmi_db_exporter_query_skipped", collector="pg:pg_stat_statements")
+    (labels, value), = skipped
     assert labels == {
         "collector": "pg:pg_stat_statements",
         "reason": "extension pg_stat_statements is not installed",

@@ -28,7 +28,7 @@ def write(tmp_path: Path, text: str, name: str = "q.yaml") -> Path:
 
 def test_shipped_queries_load_with_the_required_entries() -> None:
     specs = {s.name: s for s in load_queries([default_queries_path()])}
-    assert {"pg_stat_activity", "pg_settings", "pg_database", "pg_stat_user_tables",
+    assert {"pg_stat_activity", "pg_connections", "pg_database", "pg_stat_user_tables",
             "pg_stat_statements", "pg_stat_user_indexes"} <= set(specs)
     statements = specs["pg_stat_statements"]
     assert statements.requires_extension == "pg_stat_statements"
