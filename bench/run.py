@@ -35,6 +35,7 @@ import json
 import math
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -70,11 +71,11 @@ PEER_QUERIES = Path("/usr/share/doc/prometheus-postgres-exporter/examples/querie
 OURS_ROLE, PEER_ROLE = "bench_ours", "bench_peer"
 OURS_REDIS_CLIENT, PEER_REDIS_CLIENT = "tmi-db-exporter", "redis_exporter"
 RESULTS = ROOT / "bench" / "results"
-# redis_exporter's key groups: Lua patterns, captures name the group (the guide's patterns)
-PEER_KEY_GROUPS = (
-    "^(session):,^(cache):([^:]+):,^(auth):token:,^(rate_limit):user:[^:]+:([^:]+)$,"
-    "^(lock):([^:]+):"
-)
+OURS_FROM = ROOT  # the checkout our exporter runs from (--ours-from)
+# redis_exporter's key groups: Lua patterns whose captures name the group; the same five
+# groups as our default key census (session, cache, auth, rate_limit, lock)
+PEER_KEY_GROUPS = "^(session):,^(cache):,^(auth):token:,^(rate_limit):user:,^(lock):"
+CENSUS_METRIC = b"redis_key_group_count"
 SLOWLOG_THRESHOLD_US = 100
 SCRAPE_TIMEOUT = 10.0  # what Prometheus announces in X-Prometheus-Scrape-Timeout-Seconds
 ACCEPT = (
@@ -95,10 +96,11 @@ class Preset:
     interval: float  # seconds between scrapes when counting statements per interval
     intervals: int  # scrape intervals counted (per scraper count)
     scaling_levels: tuple[int, ...]
+    census_timeout: float = 600.0  # longest wait for our key census' first pass
 
 
 PRESETS = {
-    "tiny": Preset(20, 2_000, 100, 4, 2, 1.0, 2, (20, 60)),
+    "tiny": Preset(20, 2_000, 100, 4, 2, 1.0, 2, (20, 60), census_timeout=30.0),
     "small": Preset(200, 50_000, 1_000, 20, 5, 4.0, 3, (200, 1_000, 2_000)),
     "default": Preset(2_000, 1_000_000, 3_000, 50, 10, 15.0, 4, (2_000, 10_000, 20_000)),
 }
@@ -186,6 +188,11 @@ def _command_text(args: list[bytes]) -> str:
     return " ".join(" ".join(words).split())[:60]
 
 
+def _has_census(text: bytes) -> bool:
+    """Does our exporter run a key census (a collector named like one in its self metrics)?"""
+    return re.search(rb'tmi_db_exporter_collector_series\{collector="[^"]*key', text) is not None
+
+
 def series_count(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
@@ -224,6 +231,7 @@ class Target:
     role: str | None = None  # PostgreSQL role it connects as
     redis_client: str | None = None  # its CLIENT SETNAME
     slow: bool = False  # seconds per scrape: use preset.slow_scrapes
+    cwd: Path = ROOT
     note: str = ""
 
 
@@ -261,7 +269,7 @@ class Running:
             self.proc = subprocess.Popen(
                 target.command,
                 env=env,
-                cwd=ROOT,
+                cwd=target.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -329,9 +337,7 @@ def _peer_queries(path: Path) -> None:
 
 def _fresh_queries(path: Path) -> None:
     """Our built-in queries with every TTL at 0: each scrape runs every query."""
-    from exporter.queries import default_queries_path
-
-    queries = yaml.safe_load(default_queries_path().read_text())
+    queries = yaml.safe_load((OURS_FROM / "queries.yaml").read_text())
     for entry in queries.values():
         if isinstance(entry, dict):
             entry["ttl"] = "0s"
@@ -349,13 +355,15 @@ def _tool_version(command: list[str]) -> str:
 
 
 def _git_revision() -> str:
+    """The revision our exporter ran from, and whether it had uncommitted changes."""
     try:
         rev = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(OURS_FROM), "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "exporter", "queries.yaml"],
+            ["git", "-C", str(OURS_FROM), "status", "--porcelain", "--", "exporter",
+             "queries.yaml"],
             capture_output=True, text=True, timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -440,6 +448,7 @@ class Bench:
             "TMI_EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
             "TMI_EXPORTER_LISTEN_PORT": str(port),
             "TMI_EXPORTER_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(OURS_FROM),
         }
         if postgres:
             assert self.pg is not None
@@ -468,6 +477,7 @@ class Bench:
             role=OURS_ROLE if postgres else None,
             redis_client=OURS_REDIS_CLIENT if redis_ else None,
             slow=fresh,
+            cwd=OURS_FROM,
             note=note,
         )
 
@@ -587,6 +597,7 @@ class Bench:
                     phases[name]["statements_per_scrape"] = (after - before) / len(seconds)
                 return last
 
+            cold_started = time.monotonic()
             cold = phase("cold", 1, 1)
             cold_text = cold.text()
             if target.role == OURS_ROLE:
@@ -605,9 +616,36 @@ class Bench:
             }
             if target.role == OURS_ROLE:
                 result["warm_collection_seconds"] = collector_seconds(text, "pg")
+            if target.redis_client == OURS_REDIS_CLIENT and _has_census(cold_text):
+                result["census"] = self.census_phase(target, started=cold_started)
         if target.kind == "redis":
             result["slowlog_longest"] = self.slowlog_longest(target.redis_client)
         return result
+
+    def census_phase(self, target: Target, started: float) -> dict[str, Any]:
+        """Our key census runs in the background from the first scrape on: keep scraping
+        (twice a second) until its first pass has finished, so that SLOWLOG covers a whole
+        pass and the latencies are those of scrapes during the census."""
+        scraper = Scraper(target.port)
+        seconds: list[float] = []
+        finished = False
+        deadline = started + self.preset.census_timeout
+        while time.monotonic() < deadline:
+            r = scraper.scrape()
+            seconds.append(r.seconds)
+            if CENSUS_METRIC in r.text():
+                finished = True
+                break
+            time.sleep(0.5)
+        scraper.close()
+        return {
+            "finished": finished,
+            "first_pass_seconds": time.monotonic() - started if finished else None,
+            "scrapes": len(seconds),
+            "p50_ms": statistics.median(seconds) * 1000,
+            "p99_ms": percentile(seconds, 0.99) * 1000,
+            "max_ms": max(seconds) * 1000,
+        }
 
     def interval_phase(self, targets: list[Target], scrapers: tuple[int, ...] = (1, 2)) -> dict:
         """Scrape every `interval` seconds (targets staggered within it) and count each one's
@@ -658,6 +696,13 @@ def _ms(v: float | None) -> str:
     if v is None:
         return NA
     return f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
+
+
+def _slow_ms(v: float | None) -> str:
+    """SLOWLOG duration: 0 means nothing reached the log's threshold."""
+    if v == 0:
+        return f"< {SLOWLOG_THRESHOLD_US / 1000:g} ms"
+    return _ms(v)
 
 
 def _num(v: float | None, unit: str = "") -> str:
@@ -729,10 +774,19 @@ def _rows(ours: dict, peer: dict, interval: dict | None, fresh: dict | None) -> 
                          o[key]["p50_ms"], p.get(key, {}).get("p50_ms"), _ms))
             rows.append((f"scrape at the interval, {n} scraper(s): max",
                          o[key]["max_ms"], p.get(key, {}).get("max_ms"), _ms))
+    if "census" in ours:
+        census, kg = ours["census"], "key groups" in peer["name"]
+        first = census["first_pass_seconds"]
+        rows.append(("key census, one full pass (peer: one scrape)",
+                     None if first is None else first * 1000,
+                     ph(peer, "warm_1", "p50_ms") if kg else None, _ms))
+        for q in ("p50", "p99"):
+            rows.append((f"scrape while the census runs: {q}", census[f"{q}_ms"],
+                         ph(peer, "warm_1", f"{q}_ms") if kg else None, _ms))
     if "slowlog_longest" in ours:
         a, b = ours["slowlog_longest"], peer["slowlog_longest"]
         rows.append(("longest Redis command in SLOWLOG", a["microseconds"] / 1000,
-                     b["microseconds"] / 1000, _ms))
+                     b["microseconds"] / 1000, _slow_ms))
         rows.append(("  (that command)", a["command"], b["command"], str))
     return rows
 
@@ -746,7 +800,8 @@ def _table(title: str, ours: dict, peers: list[dict], rows_for: Callable) -> lis
         for rows in per_peer:
             _, a, b, f = rows[i]
             cells.append(f(b) if b is not None else NA)
-            cells.append(_ratio(a, b) if f is not str else "")
+            no_ratio = f is str or (f is _slow_ms and not a)  # under the threshold: no ratio
+            cells.append("" if no_ratio else _ratio(a, b))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -983,13 +1038,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaling", action="store_true",
                         help="instead: our exporter at several table counts -> scaling.md")
     parser.add_argument("--levels", help="table counts for --scaling, e.g. 2000,10000,20000")
+    parser.add_argument("--ours-from", type=Path, metavar="DIR",
+                        help="run our exporter from this checkout (e.g. a `git worktree` of a "
+                        "commit) instead of this one")
     parser.add_argument("--out", type=Path, help="results directory (default: bench/results "
                         "for the default preset, bench/results/tmp/<preset> otherwise)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    global OURS_FROM
     args = parse_args(argv)
+    if args.ours_from:
+        OURS_FROM = args.ours_from.resolve()
+        if not (OURS_FROM / "exporter" / "__main__.py").exists():
+            print(f"--ours-from {OURS_FROM}: no exporter package there", file=sys.stderr)
+            return 2
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("tables", "keys", "scrapes", "interval")}
     preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
