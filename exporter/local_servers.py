@@ -400,8 +400,20 @@ class LocalPostgres(_LocalServer):
     stop_signal = signal.SIGINT  # "fast" shutdown: abort sessions, checkpoint, exit
     user = "postgres"
 
-    def __init__(self, binaries: PostgresBinaries | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binaries: PostgresBinaries | None = None,
+        port: int | None = None,
+        extra_config: dict[str, str] | None = None,
+        primary: LocalPostgres | None = None,
+    ) -> None:
+        """`extra_config`: postgresql.conf lines (values verbatim, quote strings yourself).
+        `primary`: make this a streaming-replication standby of that running server."""
         super().__init__(port)
+        self.extra_config = dict(extra_config or {})
+        self.primary = primary
+        if primary is not None and binaries is None:
+            binaries = primary.binaries
         if binaries is None:
             installs = find_postgres_binaries()
             if not installs:
@@ -438,6 +450,9 @@ class LocalPostgres(_LocalServer):
         self._bin_dir = _runnable_bin_dir(self.binaries, self._os_user)
         if self._os_user is not None:  # the server user must own its directories
             os.chown(self.base_dir, self._os_user.pw_uid, self._os_user.pw_gid)
+        if self.primary is not None:
+            self._clone_primary()
+            return
         result = subprocess.run(
             [
                 str(self._bin_dir / "initdb"),
@@ -475,9 +490,36 @@ class LocalPostgres(_LocalServer):
             "log_destination": "'stderr'",  # stderr is redirected to postgres.log
             "logging_collector": "off",
         }
+        self._append_config(settings | self.extra_config)
+
+    def _append_config(self, settings: dict[str, str]) -> None:
+        assert self.data_dir is not None
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\n# tmi-db-exporter local test server\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _clone_primary(self) -> None:
+        """pg_basebackup -R: a copy of the primary that streams from it as a standby."""
+        assert self.primary is not None and self.data_dir is not None
+        result = subprocess.run(
+            [
+                str(self._bin_dir / "pg_basebackup"),
+                "-h", self.primary.host, "-p", str(self.primary.port), "-U", self.user,
+                "-D", str(self.data_dir), "-R", "-X", "stream", "--no-sync",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            cwd=self.base_dir,
+            check=False,
+            **self._popen_kwargs(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed:\n{result.stdout}{result.stderr}")
+        self._append_config(
+            {"port": str(self.port), "unix_socket_directories": _pg_quote(str(self.base_dir))}
+            | self.extra_config
+        )
 
     def _command(self) -> list[str]:
         return [str(self._bin_dir / "postgres"), "-D", str(self.data_dir)]
@@ -490,6 +532,8 @@ class LocalPostgres(_LocalServer):
         return True
 
     def _after_first_start(self) -> None:
+        if self.primary is not None:
+            return  # a standby is read-only; it has the primary's extensions already
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
