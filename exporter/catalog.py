@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from exporter import postgres, redis, selfmetrics
+from exporter import keygroups, postgres, redis, selfmetrics
 from exporter.config import setting_infos
 from exporter.queries import default_queries_path, load_queries
 
@@ -29,8 +29,11 @@ def metrics_table() -> str:
                 (spec.metric_name(m), m.type, tuple(spec.label_names()), m.help,
                  f"PostgreSQL `{spec.name}` ({spec.scope})")
             )
-    for d in redis.ALL:
-        rows.append((d.name, d.type, d.labels, d.help, "Redis INFO"))
+    for origin, defs in redis.CATALOG:
+        for d in defs:
+            rows.append((d.name, d.type, d.labels, d.help, origin))
+    for d in keygroups.ALL:
+        rows.append((d.name, d.type, d.labels, d.help, "Redis key census (background SCAN)"))
     for d in selfmetrics.ALL:
         rows.append((d.name, d.type, d.labels, d.help, "exporter"))
     lines = ["| metric | type | labels | meaning | from |", "|---|---|---|---|---|"]

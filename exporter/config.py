@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from exporter.durations import Duration
 from exporter.yamlfile import ConfigError, Problem, dotted, load_yaml_file
@@ -113,8 +113,88 @@ class RedisSettings(_Section):
         None, description="redis:// or rediss:// URL; replaces host, port and db when given"
     )
     timeout: Duration = Field(5.0, gt=0, description="Connect and command timeout")
+    socket: str | None = Field(
+        None, description="Unix socket path; replaces host and port when given"
+    )
+    tls: bool = Field(False, description="Connect with TLS (a rediss:// URL implies it)")
+    tls_ca_file: Path | None = Field(
+        None, description="CA certificates (PEM) to verify the server's TLS certificate"
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for TLS client authentication"
+    )
+    tls_key_file: Path | None = Field(
+        None, description="Private key (PEM) of the client certificate"
+    )
+    tls_skip_verify: bool = Field(
+        False, description="Accept any server certificate (test setups only)"
+    )
+    config_command: SecretStr | None = Field(
+        None, description="Name CONFIG was renamed to (rename-command), if the exporter may use it"
+    )
+    slowlog_interval: Duration = Field(
+        15.0, gt=0, description="How often to read SLOWLOG and LATENCY LATEST"
+    )
+    slowlog_entries: int = Field(
+        128, ge=1, le=10000, description="Newest SLOWLOG entries read for the per-command figures"
+    )
+    posture_interval: Duration = Field(
+        300.0,
+        gt=0,
+        description="How often to check the security posture (COMMAND INFO, CONFIG GET, a PING "
+        "without credentials); also how long a denied command is left alone",
+    )
+    dangerous_commands: list[str] = Field(
+        ["FLUSHDB", "FLUSHALL", "CONFIG", "KEYS"],
+        description="Commands reported as renamed/disabled or not (comma-separated in env/flags)",
+    )
+    key_groups: list[str] = Field(
+        [
+            "session=session:*",
+            "cache=cache:*",
+            "auth=auth:token:*",
+            "rate_limit=rate_limit:user:*",
+            "lock=lock:*",
+        ],
+        description="Key census groups as name=glob (Redis MATCH syntax), first match wins; "
+        "comma-separated in env/flags; empty turns the census off",
+    )
+    key_census_interval: Duration = Field(
+        300.0, gt=0, description="How often the background key census starts"
+    )
+    key_census_timeout: Duration = Field(
+        1800.0, gt=0, description="Give up a key census that runs longer than this"
+    )
+    key_census_scan_count: int = Field(
+        100, ge=1, le=10000, description="COUNT hint of each SCAN step of the key census"
+    )
+    key_census_pause: Duration = Field(
+        0.005, description="Pause between SCAN steps, so that the census never hogs the server"
+    )
+    key_census_memory_samples: int = Field(
+        100, ge=0, description="Keys per group whose MEMORY USAGE is sampled (0: no estimate)"
+    )
+    key_census_ttl_buckets: list[Duration] = Field(
+        [30.0, 60.0, 900.0, 3600.0, 86400.0, 604800.0],
+        description="Upper bounds of the key census TTL buckets (comma-separated in env/flags)",
+    )
+
+    @field_validator("key_groups")
+    @classmethod
+    def _check_key_groups(cls, groups: list[str]) -> list[str]:
+        names = set()
+        for item in groups:
+            name, sep, pattern = item.partition("=")
+            if not sep or not pattern or not name.isidentifier() or not name.isascii():
+                raise ValueError(f"{item!r}: expected name=glob, e.g. session=session:*")
+            if name in names or name == "unclassified":
+                raise ValueError(f"{item!r}: group name {name!r} is reserved or given twice")
+            names.add(name)
+        return groups
 
     def describe(self) -> str:
+        if self.socket is not None and self.url is None:
+            return f"unix://{self.socket}?db={self.db}"
         if self.url is not None:
             return redact_url(self.url.get_secret_value())
         return f"redis://{self.host}:{self.port}/{self.db}"
