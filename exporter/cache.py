@@ -97,6 +97,12 @@ class CachedCollector:
             self.deadline_misses_total += 1
         return self._block
 
+    def invalidate(self) -> None:
+        """The next scrape collects afresh (the previous result still serves a late one)."""
+        self._collected_at = float("-inf") if self._block is None else min(
+            self._collected_at, time.monotonic() - self.ttl
+        )
+
     async def _loop(self) -> None:
         while True:
             started = time.monotonic()

@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from exporter import keygroups, postgres, redis, selfmetrics
+from exporter import backups, keygroups, postgres, redis, selfmetrics
 from exporter.config import setting_infos
 from exporter.queries import default_queries_path, load_queries
 
@@ -23,17 +23,30 @@ def metrics_table() -> str:
     rows = []
     for d in postgres.ALL:
         rows.append((d.name, d.type, d.labels, d.help, "PostgreSQL (built in)"))
+    rows.append(
+        ("pg_settings_<name>[_bytes|_seconds]", "gauge", (),
+         "Every numeric or boolean server setting, in base units (postgres_exporter's names).",
+         "PostgreSQL `pg_settings` (built in)")
+    )
     for spec in load_queries([default_queries_path()]):
         for m in spec.metrics:
             rows.append(
                 (spec.metric_name(m), m.type, tuple(spec.label_names()), m.help,
-                 f"PostgreSQL `{spec.name}` ({spec.scope})")
+                 f"PostgreSQL `{spec.name}` ({spec.scope})"
+                 + ("" if spec.enabled else ", off by default"))
+            )
+        if spec.left_out:
+            rows.append(
+                (spec.left_out_name(), "gauge", ("datname",) if spec.scope == "database" else (),
+                 f"Rows of `{spec.name}` left out by its limit.", f"PostgreSQL `{spec.name}`")
             )
     for origin, defs in redis.CATALOG:
         for d in defs:
             rows.append((d.name, d.type, d.labels, d.help, origin))
     for d in keygroups.ALL:
         rows.append((d.name, d.type, d.labels, d.help, "Redis key census (background SCAN)"))
+    for d in backups.ALL:
+        rows.append((d.name, d.type, d.labels, d.help, "backup files (`backup_paths`)"))
     for d in selfmetrics.ALL:
         rows.append((d.name, d.type, d.labels, d.help, "exporter"))
     lines = ["| metric | type | labels | meaning | from |", "|---|---|---|---|---|"]

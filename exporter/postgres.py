@@ -150,6 +150,7 @@ class PostgresSource:
         self._retry_at = float("-inf")
         self._last_error: str | None = None
         self._db_retry_at: dict[str, float] = {}
+        self._per_database: list[CachedCollector] = []
 
     def collectors(self) -> list[CachedCollector]:
         timeout = self.settings.connect_timeout + 1
@@ -165,6 +166,8 @@ class PostgresSource:
             # The backstop timeout covers every database of a database-scope spec.
             backstop = spec.timeout * 4 + 2
             collectors.append(CachedCollector(f"pg:{spec.name}", collect, spec.ttl, backstop))
+            if spec.scope == "database":
+                self._per_database.append(collectors[-1])
         return collectors
 
     async def close(self) -> None:
@@ -259,6 +262,9 @@ class PostgresSource:
             names.insert(0, s.database)
         for gone in set(self._sessions) - set(names):
             await self._drop(self._sessions[gone])
+        if names != self._databases:
+            for collector in self._per_database:  # a new database should not wait for a TTL
+                collector.invalidate()
         self._databases = names
         self._discovered_at = time.monotonic()
 
@@ -421,9 +427,13 @@ class PostgresSource:
         return families
 
 
+# The exporter sets these for its own session, so pg_settings would show our values, not the
+# server's: they are left out rather than reported wrongly.
+_SESSION_SETTINGS = ("statement_timeout", "lock_timeout", "default_transaction_read_only")
 _SETTINGS_SQL = (
     "SELECT name, setting, coalesce(unit, ''), vartype, short_desc FROM pg_settings"
     " WHERE vartype IN ('bool', 'integer', 'real')"
+    f" AND name NOT IN ({', '.join(repr(n) for n in _SESSION_SETTINGS)})"
 )
 
 # unit -> (factor to the base unit, metric name suffix), as postgres_exporter converts them

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 from exporter import selfmetrics
+from exporter.backups import BackupSource
 from exporter.cache import CachedCollector
 from exporter.config import Settings
 from exporter.exposition import Block
@@ -42,13 +43,14 @@ class Exporter:
         self.settings = settings
         self.postgres = PostgresSource(settings.postgres, specs) if settings.postgres else None
         self.redis = RedisSource(settings.redis) if settings.redis else None
+        self.backups = BackupSource(settings.backup_paths) if settings.backup_paths else None
         self.collectors: list[CachedCollector] = []
         for source in self.sources:
             self.collectors += source.collectors()
 
     @property
-    def sources(self) -> list[PostgresSource | RedisSource]:
-        return [s for s in (self.postgres, self.redis) if s is not None]
+    def sources(self) -> list[PostgresSource | RedisSource | BackupSource]:
+        return [s for s in (self.postgres, self.redis, self.backups) if s is not None]
 
     async def scrape(self, timeout: float) -> list[Block]:
         """Every collector's block (fresh or cached) within `timeout` seconds, then self metrics."""
