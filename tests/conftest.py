@@ -89,7 +89,9 @@ class Scrape:
         self.types: dict[str, str] = {}
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         # The parser renames counter samples to *_total; keep the names as exposed.
-        declared = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+        typed = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+        assert len(typed) == len(set(typed)), "a metric family appears twice"
+        declared = set(typed)
         for family in text_string_to_metric_families(text):
             self.types[family.name] = family.type
             for sample in family.samples:

@@ -120,3 +120,11 @@ def test_check_config_command_prints_file_line_and_field(tmp_path: Path) -> None
     )
     assert good.returncode == 0, good.stderr
     assert "configuration is valid" in good.stdout
+
+
+def test_user_entry_clashing_with_a_built_in_names_both_places(tmp_path: Path) -> None:
+    clash = write(tmp_path, MINIMAL.format(type="gauge").replace("pg_example:", "pg_database:"))
+    with pytest.raises(ConfigError) as err:
+        load_queries([default_queries_path(), clash])
+    message = str(err.value)
+    assert f"{clash}:1: pg_database: query name already used at {default_queries_path()}:" in message
