@@ -126,5 +126,5 @@ def test_user_entry_clashing_with_a_built_in_names_both_places(tmp_path: Path) -
     clash = write(tmp_path, MINIMAL.format(type="gauge").replace("pg_example:", "pg_database:"))
     with pytest.raises(ConfigError) as err:
         load_queries([default_queries_path(), clash])
-    message = str(err.value)
-    assert f"{clash}:1: pg_database: query name already used at {default_queries_path()}:" in message
+    first = f"query name already used at {default_queries_path()}:"
+    assert f"{clash}:1: pg_database: {first}" in str(err.value)
