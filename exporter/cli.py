@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter import __version__
+from exporter import __version__, logs
 from exporter.config import Settings, load_settings, setting_infos
+from exporter.queries import QuerySpec
+from exporter.runtime import Runtime
 from exporter.scrape import Exporter, load_specs
+from exporter.webconfig import WebConfig, load_web_config
 from exporter.yamlfile import ConfigError
 
 EXIT_DOWN = 1
@@ -99,23 +101,22 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _load(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, os.environ, _flags(args))
-    logging.getLogger().setLevel(settings.log_level.upper())
+    logs.configure(settings.log_level, settings.log_format)
     return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     try:
         if args.command == "demo":
             return asyncio.run(_demo(args))
         settings = _load(args)
         specs = load_specs(settings)
+        web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
         if args.command == "check-config":
             return _check_config(settings, len(specs))
-        if settings.postgres is None and settings.redis is None:
+        if settings.postgres is None and settings.redis is None and not settings.targets:
             print(
                 "error: nothing to monitor: set POSTGRES_HOST (or other POSTGRES_* settings) "
                 "and/or REDIS_HOST / REDIS_URL; see --help",
@@ -124,9 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         if args.command == "once":
             return asyncio.run(_once(settings, specs))
-        from exporter.server import serve
+        def reload() -> tuple[Settings, list[QuerySpec]]:
+            fresh = _load(args)
+            return fresh, load_specs(fresh)
 
-        asyncio.run(serve(Exporter(settings, specs)))
+        asyncio.run(_serve(Runtime(reload, settings, specs), web_config))
         return 0
     except ConfigError as exc:
         print(f"configuration error ({len(exc.problems)} problem(s)):", file=sys.stderr)
@@ -146,6 +149,12 @@ def _check_config(settings: Settings, query_count: int) -> int:
     if settings.postgres is None and settings.redis is None:
         print("  note: no database configured yet (set POSTGRES_HOST and/or REDIS_HOST)")
     return 0
+
+
+async def _serve(runtime: Runtime, web_config: WebConfig | None) -> None:
+    from exporter.server import serve  # aiohttp is only needed when serving
+
+    await serve(runtime, web_config)
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -172,10 +181,10 @@ async def _demo(args: argparse.Namespace) -> int:
             postgres=postgres,
             redis=redis,
         )
-        exporter = Exporter(settings, load_specs(settings))
+        specs = load_specs(settings)
         url = f"http://{args.listen_address}:{args.listen_port}/metrics"
         print(f"\ndemo ready: {url}  (Ctrl-C stops it and removes everything)\n", flush=True)
-        await serve(exporter)
+        await serve(Runtime(lambda: (settings, specs), settings, specs))
     return 0
 
 

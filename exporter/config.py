@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from exporter.durations import Duration
 from exporter.yamlfile import ConfigError, Problem, dotted, load_yaml_file
 
+TARGET_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 DEFAULT_PORT = 9432  # neither postgres_exporter's 9187 nor redis_exporter's 9121
 ENV_PREFIX = "TMI_EXPORTER_"
 SECTION_ENV_PREFIX = {"postgres": "POSTGRES_", "redis": "REDIS_"}
@@ -39,6 +40,11 @@ class PostgresSettings(_Section):
     ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
         "prefer", description="libpq sslmode; the guide asks for `require` in production"
     )
+    ssl_root_cert: Path | None = Field(
+        None, description="CA certificates (PEM) for ssl_mode verify-ca / verify-full"
+    )
+    ssl_cert: Path | None = Field(None, description="Client certificate (PEM), if the server asks")
+    ssl_key: Path | None = Field(None, description="Private key (PEM) of the client certificate")
     connect_timeout: Duration = Field(5.0, gt=0, description="Give up connecting after this long")
     statement_timeout: Duration = Field(
         5.0, gt=0, description="Default statement_timeout of a monitoring query"
@@ -95,6 +101,13 @@ class PostgresSettings(_Section):
             "connect_timeout": max(1, round(self.connect_timeout)),
             "application_name": "tmi-db-exporter",
         }
+        for key, path in (
+            ("sslrootcert", self.ssl_root_cert),
+            ("sslcert", self.ssl_cert),
+            ("sslkey", self.ssl_key),
+        ):
+            if path is not None:
+                params[key] = str(path)
         if self.password is not None:
             params["password"] = self.password.get_secret_value()
         return params
@@ -200,6 +213,14 @@ class RedisSettings(_Section):
         return f"redis://{self.host}:{self.port}/{self.db}"
 
 
+class TargetSettings(_Section):
+    """A named target of /probe: only targets named in the config can be probed (no SSRF)."""
+
+    postgres: PostgresSettings | None = None
+    redis: RedisSettings | None = None
+    backup_paths: list[str] = []
+
+
 class Settings(_Section):
     listen_address: str = Field("0.0.0.0", description="Address to serve metrics on")
     listen_port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="Port to serve metrics on")
@@ -218,8 +239,20 @@ class Settings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log verbosity"
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as one JSON object each"
+    )
+    web_config_file: Path | None = Field(
+        None,
+        description="TLS and basic auth for every endpoint (Prometheus exporter-toolkit format)",
+    )
     postgres: PostgresSettings | None = Field(None, description="Monitor this PostgreSQL")
     redis: RedisSettings | None = Field(None, description="Monitor this Redis")
+    targets: dict[Annotated[str, Field(pattern=TARGET_NAME_RE)], TargetSettings] = Field(
+        {},
+        description="Named targets for /probe?target=NAME (config file only)",
+        json_schema_extra={"file_only": True},
+    )
 
 
 def redact_url(url: str) -> str:
@@ -257,6 +290,8 @@ class SettingInfo:
 def setting_infos() -> Iterator[SettingInfo]:
     """All leaf settings, derived from the models (sections first-level only)."""
     for name, field in Settings.model_fields.items():
+        if (field.json_schema_extra or {}).get("file_only"):
+            continue
         if name in SECTION_ENV_PREFIX:
             model = PostgresSettings if name == "postgres" else RedisSettings
             for sub, sub_field in model.model_fields.items():

@@ -1,8 +1,11 @@
-"""HTTP endpoints: `/metrics`, `/healthz` and a landing page.
+"""HTTP endpoints: `/metrics`, `/probe`, `/healthz`, `/-/reload` and a landing page.
 
 `/metrics` answers 200 whatever the databases do: a down server shows as `pg_up 0` /
-`redis_up 0`, a failing collector as its error counter. The scrape honours Prometheus'
+`redis_up 0`, a failing collector as its error counter. A scrape honours Prometheus'
 `X-Prometheus-Scrape-Timeout-Seconds` (minus a margin) and serves what it has by then.
+`/probe?target=NAME` scrapes a target named in the config file, never an address from the
+request, so the exporter cannot be turned into a scanner. TLS and basic auth come from an
+exporter-toolkit web config file and cover every endpoint.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.config import Settings
-from exporter.exposition import CONTENT_TYPE
+from exporter.exposition import CONTENT_TYPE, Block
+from exporter.runtime import Runtime
 from exporter.scrape import Exporter
+from exporter.webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
 
-EXPORTER_KEY = web.AppKey("exporter", Exporter)
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
 DEADLINE_MARGIN = 0.5  # seconds kept back for the HTTP response itself
 
 
@@ -37,9 +42,7 @@ def scrape_timeout(request: web.Request, default: float) -> float:
     return default
 
 
-async def metrics(request: web.Request) -> web.Response:
-    exporter = request.app[EXPORTER_KEY]
-    blocks = await exporter.scrape(scrape_timeout(request, exporter.settings.scrape_timeout))
+def _exposition(request: web.Request, blocks: list[Block]) -> web.Response:
     headers = {"Content-Type": CONTENT_TYPE}
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         headers["Content-Encoding"] = "gzip"
@@ -49,15 +52,48 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
+async def _scrape(request: web.Request, exporter: Exporter) -> web.Response:
+    runtime = request.app[RUNTIME_KEY]
+    timeout = scrape_timeout(request, runtime.settings.scrape_timeout)
+    blocks = await exporter.scrape(timeout)
+    return _exposition(request, [*blocks, runtime.block()])
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return await _scrape(request, request.app[RUNTIME_KEY].default)
+
+
+async def probe(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME_KEY]
+    name = request.query.get("target", "")
+    if not name:
+        return web.Response(status=400, text="missing ?target=NAME\n")
+    exporter = runtime.targets.get(name)
+    if exporter is None:
+        known = ", ".join(sorted(runtime.targets)) or "none configured"
+        return web.Response(status=404, text=f"unknown target; known targets: {known}\n")
+    return await _scrape(request, exporter)
+
+
+async def reload(request: web.Request) -> web.Response:
+    if await request.app[RUNTIME_KEY].reload():
+        return web.Response(text="configuration reloaded\n")
+    return web.Response(status=500, text="reload failed; the previous configuration stays\n")
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
 async def landing(request: web.Request) -> web.Response:
-    exporter = request.app[EXPORTER_KEY]
+    runtime = request.app[RUNTIME_KEY]
     targets = "".join(
         f"<li>{html.escape(kind)}: <code>{html.escape(target)}</code></li>"
-        for kind, target in targets_of(exporter.settings)
+        for kind, target in targets_of(runtime.settings)
+    )
+    probes = "".join(
+        f'<li><a href="probe?target={html.escape(name)}">{html.escape(name)}</a></li>'
+        for name in sorted(runtime.targets)
     )
     page = f"""<!doctype html>
 <html><head><title>tmi-db-exporter</title></head>
@@ -66,6 +102,7 @@ async def landing(request: web.Request) -> web.Response:
 <p>Prometheus exporter for the PostgreSQL and Redis of a TMI deployment.</p>
 <ul><li><a href="metrics">metrics</a></li><li><a href="healthz">healthz</a></li></ul>
 <h2>Targets</h2><ul>{targets or "<li>none</li>"}</ul>
+<h2>Probe targets</h2><ul>{probes or "<li>none</li>"}</ul>
 </body></html>
 """
     return web.Response(text=page, content_type="text/html")
@@ -78,32 +115,58 @@ def targets_of(settings: Settings) -> list[tuple[str, str]]:
         out.append(("PostgreSQL", settings.postgres.describe()))
     if settings.redis:
         out.append(("Redis", settings.redis.describe()))
+    for name, target in sorted(settings.targets.items()):
+        if target.postgres:
+            out.append((f"{name} PostgreSQL", target.postgres.describe()))
+        if target.redis:
+            out.append((f"{name} Redis", target.redis.describe()))
     return out
 
 
-def make_app(exporter: Exporter) -> web.Application:
-    app = web.Application()
-    app[EXPORTER_KEY] = exporter
+def make_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.Application:
+    middlewares = []
+    if web_config is not None and web_config.basic_auth_users:
+        middlewares.append(BasicAuth(web_config.basic_auth_users).middleware)
+    app = web.Application(middlewares=middlewares)
+    app[RUNTIME_KEY] = runtime
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/probe", probe)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/-/reload", reload)
     return app
 
 
-async def serve(exporter: Exporter, stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (or `stop`), then close connections cleanly."""
-    settings = exporter.settings
+async def serve(
+    runtime: Runtime, web_config: WebConfig | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM (or `stop`); SIGHUP reloads. On the way out, in-flight
+    scrapes complete and every database connection is closed."""
+    settings = runtime.settings
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(make_app(exporter), access_log=None)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(runtime.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: on_sighup}
+    for sig, handler in handlers.items():
+        loop.add_signal_handler(sig, handler)
+    runner = web.AppRunner(make_app(runtime, web_config), access_log=None, shutdown_timeout=30)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.listen_address, settings.listen_port)
+        ssl_context = web_config.ssl_context() if web_config else None
+        site = web.TCPSite(
+            runner, settings.listen_address, settings.listen_port, ssl_context=ssl_context
+        )
         await site.start()
+        scheme = "https" if ssl_context else "http"
         log.info(
-            "serving on http://%s:%d/metrics for %s",
+            "serving on %s://%s:%d/metrics for %s",
+            scheme,
             settings.listen_address,
             settings.listen_port,
             ", ".join(f"{k} {t}" for k, t in targets_of(settings)) or "no targets",
@@ -111,7 +174,9 @@ async def serve(exporter: Exporter, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handlers:
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-        await exporter.close()
+        for task in list(reloads):
+            await task
+        await runtime.close()

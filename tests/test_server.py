@@ -9,33 +9,49 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from exporter.config import Settings, load_settings
 from exporter.local_servers import LocalPostgres, LocalRedis, free_port
+from exporter.runtime import Runtime
+from exporter.scrape import load_specs
 from exporter.server import serve
-from tests.conftest import Scrape, make_exporter, pg_env, redis_env
+from exporter.webconfig import WebConfig
+from tests.conftest import Scrape, pg_env, redis_env
 
 pytestmark = pytest.mark.integration
 
 
 @asynccontextmanager
-async def running(env: dict[str, str], flags: dict | None = None) -> AsyncIterator[str]:
+async def running(
+    env: dict[str, str],
+    flags: dict | None = None,
+    config_file: Path | None = None,
+    web_config: WebConfig | None = None,
+    scheme: str = "http",
+) -> AsyncIterator[str]:
+    """The real server on a free port, configured as `run` would configure it."""
     port = free_port()
     flags = {"listen_address": "127.0.0.1", "listen_port": str(port), **(flags or {})}
-    exporter = make_exporter(env, flags)
+
+    def load() -> tuple[Settings, list]:
+        settings = load_settings(config_file, env, flags)
+        return settings, load_specs(settings)
+
+    runtime = Runtime(load, *load())
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(exporter, stop))
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.05)
+    task = asyncio.create_task(serve(runtime, web_config, stop))
+    base = f"{scheme}://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
     try:
         yield base
     finally:
