@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from exporter.exposition import Family, MetricDef
 
@@ -193,11 +193,12 @@ def safe_error(exc: BaseException) -> str:
         return type(exc).__name__
     message = str(exc.args[0]) if exc.args else ""
     message = message.rsplit("of pipeline caused error: ", 1)[-1].strip("()'\", ")
-    code = message.split(" ", 1)[0]
-    if "unknown command" in message or "unknown subcommand" in message:
-        return f"{code} unknown command"
-    if code == "NOPERM":  # names the user and the command, never a key
-        return message[:200]
+    if isinstance(exc, NoPermissionError):  # redis-py drops the NOPERM code
+        # It names the user and the command, never a key or a channel.
+        return message[:200] if message.startswith("NOPERM") else f"NOPERM {message}"[:200]
+    for unknown in ("unknown command", "unknown subcommand"):
+        if unknown in message:  # Redis quotes the command and its first arguments
+            return unknown
     return re.sub(r"'[^']*'", "'…'", message)[:200]
 
 
@@ -280,8 +281,8 @@ class KeyCensus:
             for key, name in zip(keys, groups, strict=True):
                 tally = tallies[name]
                 tally.offered += 1
-                if len(tally.sample) < self.memory_samples:
-                    slot = -1
+                if tally.offered <= self.memory_samples:
+                    slot = -1  # the first n keys fill the sample
                 else:
                     slot = self._rng.randrange(tally.offered)
                     if slot >= self.memory_samples:
@@ -336,10 +337,10 @@ class KeyCensus:
             if usage is None:  # expired meanwhile
                 continue
             sample = tallies[name].sample
-            if slot < 0:
-                sample.append(float(usage))
-            else:
+            if 0 <= slot < len(sample):
                 sample[slot] = float(usage)
+            elif len(sample) < self.memory_samples:  # a filling key, or one that took the
+                sample.append(float(usage))  # place of a key that vanished before it was measured
         if measured:
             self.report("MEMORY", None)
         return memory_ok

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -588,7 +589,7 @@ def info_families(
     if uptime is not None:
         server_time = _number(info.get("server_time_usec"))
         clock = server_time / 1e6 if server_time else (now or time.time())
-        start.add(round(clock - uptime))
+        start.add(math.floor(clock - uptime))  # uptime is whole seconds: never in the future
     families += [identity, start]
 
     keys, expiring, avg_ttl = DB_KEYS.family(), DB_KEYS_EXPIRING.family(), DB_AVG_TTL.family()
@@ -792,7 +793,7 @@ class CommandAccess:
         reason = error if isinstance(error, str) else safe_error(error)
         if previous is None or previous[0] or previous[2] != reason:
             log.warning(
-                "Redis: the exporter cannot run %s (%s): %s are left out",
+                "Redis: the exporter cannot run %s (%s); left out: %s",
                 command, reason, _LOST.get(command, "its metrics"),
             )
         self._state[command] = (False, now, reason)
