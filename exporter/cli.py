@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if "." in k or k.endswith("_file")}
+    """The settings given as flags, keyed as load_settings expects (`postgres.port`, ...)."""
+    keys = set()
+    for info in setting_infos():
+        keys.add(info.key + "_file" if info.secret else info.key)
+    return {k: v for k, v in vars(args).items() if k in keys and v is not None}
 
 
 def _load(args: argparse.Namespace) -> Settings:
