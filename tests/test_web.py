@@ -3,6 +3,7 @@ targets, reload that keeps the last good configuration, JSON logs, graceful shut
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -38,11 +39,16 @@ def go_style_hash(password: str) -> str:
     return "$2y$" + hashed[4:]
 
 
-async def fetch(url: str, *, auth: aiohttp.BasicAuth | None = None,
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def fetch(url: str, *, auth: dict[str, str] | None = None,
                 context: ssl.SSLContext | None = None, method: str = "GET") -> tuple[int, str]:
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, url, auth=auth, ssl=context) as response,
+        session.request(method, url, headers=auth or {}, ssl=context) as response,
     ):
         return response.status, await response.text()
 
@@ -61,14 +67,14 @@ async def test_tls_and_basic_auth_guard_every_endpoint(
         f"targets:\n  cache:\n    redis:\n      host: 127.0.0.1\n      port: {redis_server.port}\n"
     )
     client_tls = ssl.create_default_context(cafile=certs.ca)
-    good = aiohttp.BasicAuth("prometheus", "scrape-pw")
+    good = basic("prometheus", "scrape-pw")
     async with running(redis_env(redis_server), config_file=config,
                        web_config=load_web_config(web), scheme="https") as base:
         for path in ENDPOINTS:
             assert (await fetch(base + path, context=client_tls))[0] == 401, path
-            bad = aiohttp.BasicAuth("prometheus", "wrong")
+            bad = basic("prometheus", "wrong")
             assert (await fetch(base + path, auth=bad, context=client_tls))[0] == 401
-            nobody = aiohttp.BasicAuth("nobody", "scrape-pw")
+            nobody = basic("nobody", "scrape-pw")
             assert (await fetch(base + path, auth=nobody, context=client_tls))[0] == 401
             status, _ = await fetch(base + path, auth=good, context=client_tls)
             assert status == 200, path
