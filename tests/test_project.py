@@ -46,3 +46,21 @@ def test_ruff_is_clean() -> None:
     assert ruff, "ruff comes with the test extra: pip install -e '.[test]'"
     result = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_systemd_unit_runs_the_exporter_hardened() -> None:
+    unit = (ROOT / "deploy" / "tmi-db-exporter.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert settings["ExecStart"].split()[1] == "run"
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    for key, value in {"DynamicUser": "yes", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+                       "CapabilityBoundingSet": ""}.items():
+        assert settings[key] == value, key
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # the only complaint allowed: the binary is not installed on this machine
+        result = subprocess.run([analyze, "verify", "--man=no", str(ROOT / "deploy" /
+                                 "tmi-db-exporter.service")], capture_output=True, text=True)
+        problems = [line for line in result.stderr.splitlines() if "is not executable" not in line]
+        assert problems == [], problems
