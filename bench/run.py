@@ -235,6 +235,39 @@ class Target:
     note: str = ""
 
 
+class OtherCpu:
+    """Share of the machine's CPU time used by processes outside this benchmark (other jobs
+    on a shared machine) since creation: a measurement is only as good as this is small."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.busy = self._busy()
+        self.own = self._own()
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()  # guest time is already part of user time
+        return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq",
+                                                 "steal"))
+
+    @staticmethod
+    def _own() -> dict[int, float]:
+        """CPU seconds per process of ours: this one, servers, backends, exporters."""
+        me = psutil.Process()
+        out = {}
+        for p in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+        return out
+
+    def share(self) -> float:
+        wall = (time.monotonic() - self.started) * (os.cpu_count() or 1)
+        own_now = self._own()
+        own = sum(v - self.own.get(pid, 0.0) for pid, v in own_now.items())
+        return max(0.0, (self._busy() - self.busy - own) / wall) if wall > 0 else 0.0
+
+
 class RssSampler(threading.Thread):
     """Peak resident memory of a process (and its children), sampled every 20 ms."""
 
@@ -567,6 +600,7 @@ class Bench:
         n = self.preset.slow_scrapes if target.slow else self.preset.scrapes
         result: dict[str, Any] = {"name": target.name, "kind": target.kind, "note": target.note}
         self.slowlog_reset()
+        other_cpu = OtherCpu()
         with self.running(target) as proc:
             phases: dict[str, Any] = {}
 
@@ -613,6 +647,7 @@ class Bench:
                 "bytes_plain": len(plain.body),
                 "rss_peak_mb": proc.rss.peak / 2**20,
                 "rss_end_mb": proc.rss.last / 2**20,
+                "other_cpu_share": other_cpu.share(),  # other jobs on the machine skew it all
             }
             if target.role == OURS_ROLE:
                 result["warm_collection_seconds"] = collector_seconds(text, "pg")
@@ -806,6 +841,16 @@ def _table(title: str, ours: dict, peers: list[dict], rows_for: Callable) -> lis
     return lines
 
 
+def _load_line(results: dict) -> str:
+    shares = [t["other_cpu_share"] for t in results["targets"].values() if "other_cpu_share" in t]
+    if not shares:
+        return ""
+    return (
+        f"CPU used by other jobs on the machine while each exporter was measured: "
+        f"{min(shares):.0%} to {max(shares):.0%} of its {os.cpu_count()} CPUs."
+    )
+
+
 def report(results: dict) -> str:
     p = results["preset"]
     env = results["environment"]
@@ -829,6 +874,8 @@ def report(results: dict) -> str:
         f"Machine: {env['cpus']} CPUs, {env['memory_gb']:.0f} GB, {env['platform']}; "
         f"PostgreSQL {env['postgres']}, Redis {env['redis']}; {env['postgres_exporter']}; "
         f"{env['redis_exporter']}; tmi-db-exporter {env['revision']}.",
+        "",
+        _load_line(results),
         "",
         "Ratios are ours / peer: below 1 is better for ours (fewer ms, bytes, MB, statements);"
         " n/a: not measured or not applicable.",
