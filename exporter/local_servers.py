@@ -453,30 +453,10 @@ class LocalPostgres(_LocalServer):
         if self.primary is not None:
             self._clone_primary()
             return
-        result = subprocess.run(
-            [
-                str(self._bin_dir / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "-A",
-                "trust",
-                "-U",
-                self.user,
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=self.base_dir,
-            check=False,
-            **self._popen_kwargs(),
+        self._run_tool(
+            "initdb", "-D", str(self.data_dir), "-A", "trust", "-U", self.user,
+            "--encoding=UTF8", "--locale=C", "--no-sync",
         )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"initdb failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-            )
         settings = {
             "listen_addresses": _pg_quote(LOCALHOST),
             "port": str(self.port),
@@ -492,6 +472,22 @@ class LocalPostgres(_LocalServer):
         }
         self._append_config(settings | self.extra_config)
 
+    def _run_tool(self, tool: str, *args: str) -> None:
+        """Run a PostgreSQL program as the server user; its output goes into the error."""
+        result = subprocess.run(
+            [str(self._bin_dir / tool), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            cwd=self.base_dir,
+            check=False,
+            **self._popen_kwargs(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{tool} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+
     def _append_config(self, settings: dict[str, str]) -> None:
         assert self.data_dir is not None
         with open(self.data_dir / "postgresql.conf", "a") as conf:
@@ -501,21 +497,10 @@ class LocalPostgres(_LocalServer):
     def _clone_primary(self) -> None:
         """pg_basebackup -R: a copy of the primary that streams from it as a standby."""
         assert self.primary is not None and self.data_dir is not None
-        result = subprocess.run(
-            [
-                str(self._bin_dir / "pg_basebackup"),
-                "-h", self.primary.host, "-p", str(self.primary.port), "-U", self.user,
-                "-D", str(self.data_dir), "-R", "-X", "stream", "--no-sync",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=self.base_dir,
-            check=False,
-            **self._popen_kwargs(),
+        self._run_tool(
+            "pg_basebackup", "-h", self.primary.host, "-p", str(self.primary.port),
+            "-U", self.user, "-D", str(self.data_dir), "-R", "-X", "stream", "--no-sync",
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"pg_basebackup failed:\n{result.stdout}{result.stderr}")
         self._append_config(
             {"port": str(self.port), "unix_socket_directories": _pg_quote(str(self.base_dir))}
             | self.extra_config
