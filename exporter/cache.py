@@ -20,6 +20,7 @@ from exporter.exposition import Block, Family
 log = logging.getLogger(__name__)
 
 Collect = Callable[[], Awaitable[list[Family]]]
+Fallback = Callable[[], list[Family]]
 
 
 class Unavailable(Exception):
@@ -47,15 +48,25 @@ class CachedCollector:
     """One named collector with its last rendered result and its health figures."""
 
     def __init__(
-        self, name: str, collect: Collect, ttl: float, timeout: float, background: bool = False
+        self,
+        name: str,
+        collect: Collect,
+        ttl: float,
+        timeout: float,
+        background: bool = False,
+        fallback: Fallback | None = None,
     ) -> None:
         """`background`: expensive work (a key census, ...) that runs every `ttl` seconds on its
-        own, started by the first scrape; scrapes only read its last finished result."""
+        own, started by the first scrape; scrapes only read its last finished result.
+        `fallback`: what to serve when a run fails outright (timeout, unexpected error) or a
+        scrape has nothing else to serve, e.g. `pg_up 0`: a scrape must always say whether the
+        server is up, even when the server hangs."""
         self.name = name
         self.ttl = ttl
         self.timeout = timeout
         self.background = background
         self._collect = collect
+        self._fallback = fallback
         self._block: Block | None = None
         self._collected_at = float("-inf")  # monotonic
         self._task: asyncio.Task[None] | None = None
@@ -95,6 +106,8 @@ class CachedCollector:
             await asyncio.wait_for(asyncio.shield(self._task), timeout=max(0.0, deadline - now))
         except TimeoutError:
             self.deadline_misses_total += 1
+            if self._block is None and self._fallback is not None:
+                return Block(self._fallback())
         return self._block
 
     def invalidate(self) -> None:
@@ -137,6 +150,8 @@ class CachedCollector:
             error = f"timed out after {self.timeout:g}s"
         except Exception as exc:  # a collector bug or a query error must not end the scrape
             error = f"{type(exc).__name__}: {exc}".strip()
+        if families is None and error is not None and self._fallback is not None:
+            families = self._fallback()
         self.duration = time.monotonic() - started
         self._block = Block(families) if families is not None else None
         self._collected_at = time.monotonic()

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import random
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from exporter.backoff import backoff
 from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
 from exporter.config import PostgresSettings
 from exporter.exposition import Family, MetricDef
@@ -45,7 +45,6 @@ PG_IN_RECOVERY = MetricDef(
 ALL = (PG_UP, PG_STATIC, PG_START_TIME, PG_IN_RECOVERY)
 
 PROBE_REUSE_SECONDS = 1.0  # a probe serves all collectors of a scrape and concurrent scrapes
-MAX_BACKOFF_SECONDS = 15.0
 LOCK_TIMEOUT_MS = 1000  # monitoring must never queue behind an application's lock
 
 _PROBE_SQL = (
@@ -88,6 +87,11 @@ class Session:
     @property
     def broken(self) -> bool:
         return self.conn.closed or self.conn.broken
+
+    @property
+    def busy(self) -> bool:
+        """A query is running on it (closing it now would pull the socket from under it)."""
+        return self._lock.locked()
 
     async def query(self, sql: str, timeout: float, limit: int | None = None) -> QueryResult:
         """Run one statement with its own statement_timeout (set only when it changes)."""
@@ -150,12 +154,16 @@ class PostgresSource:
         self._retry_at = float("-inf")
         self._last_error: str | None = None
         self._db_retry_at: dict[str, float] = {}
+        self._db_failures: dict[str, int] = {}
+        self._connect_locks: dict[str, asyncio.Lock] = {}
         self._per_database: list[CachedCollector] = []
 
     def collectors(self) -> list[CachedCollector]:
         timeout = self.settings.connect_timeout + 1
         collectors = [
-            CachedCollector("pg_up", self._collect_up, ttl=0, timeout=timeout),
+            CachedCollector(
+                "pg_up", self._collect_up, ttl=0, timeout=timeout, fallback=self._up_fallback
+            ),
             CachedCollector("pg_settings", self._collect_settings, ttl=60, timeout=timeout),
         ]
         for spec in self.specs:
@@ -186,9 +194,36 @@ class PostgresSource:
         if self._probe_task is None or (not in_flight and (fresh or stale)):
             self._probed_at = now
             self._probe_task = asyncio.create_task(self._probe(), name="postgres probe")
-        return await asyncio.shield(self._probe_task)
+        try:
+            # The probe gives up after connect_timeout, but psycopg may take a while longer to
+            # abandon a hung query (it tries to cancel it on the server first): not our wait.
+            return await asyncio.wait_for(
+                asyncio.shield(self._probe_task), self.settings.connect_timeout + 0.5
+            )
+        except TimeoutError:
+            return self._mark_down()
+
+    def _up_fallback(self) -> list[Family]:
+        """pg_up when even the probe could not finish in time: down."""
+        self._mark_down()
+        up = PG_UP.family()
+        up.add(0)
+        return [up]
 
     async def _probe(self) -> bool:
+        """One round trip on the main connection (reconnecting when it is gone), within
+        connect_timeout: a server or link that hangs must read as down, not stall pg_up."""
+        timeout = self.settings.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._probe_once()
+        except TimeoutError:
+            main = self._sessions.get(self.settings.database)
+            if main is not None and main.broken:  # cancelled mid-query: it was closed
+                await self._drop(main)
+            return self._mark(TimeoutError(f"no answer within {timeout:g}s"))
+
+    async def _probe_once(self) -> bool:
         main = self._sessions.get(self.settings.database)
         if main is not None and not main.broken:
             try:
@@ -197,13 +232,20 @@ class PostgresSource:
                 await self._discover(main)
                 return self._mark(None)
             except psycopg.Error as exc:
-                await self._drop(main)
-                if not isinstance(exc, psycopg.OperationalError):
+                if not main.broken:  # the server answered, with an error: keep the connection
                     return self._mark(exc)
+                # Restarted server or cut link: the other connections are gone as well; drop
+                # the idle ones now rather than failing a collector on each of them later.
+                for session in list(self._sessions.values()):
+                    if session is main or not session.busy:
+                        await self._drop(session)
         if time.monotonic() < self._retry_at:
             return self._mark_down()
         try:
-            main = await self._connect(self.settings.database)
+            async with self._connecting(self.settings.database):
+                main = self._sessions.get(self.settings.database)
+                if main is None or main.broken:  # (a collector may have just reconnected)
+                    main = await self._connect(self.settings.database)
             result = await main.query(_PROBE_SQL, self.settings.connect_timeout)
             self._probe_values = result.rows[0]
             await self._discover(main)
@@ -218,8 +260,7 @@ class PostgresSource:
             self.up, self._failures, self._last_error = True, 0, None
             return True
         self._failures += 1
-        backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (self._failures - 1))
-        self._retry_at = time.monotonic() + backoff * random.uniform(0.8, 1.2)
+        self._retry_at = time.monotonic() + backoff(self._failures)
         message = str(error).strip() or type(error).__name__
         if message != self._last_error:
             log.warning("PostgreSQL %s is unreachable: %s", self.settings.describe(), message)
@@ -229,6 +270,12 @@ class PostgresSource:
     def _mark_down(self) -> bool:
         self.up = False
         return False
+
+    def _connecting(self, dbname: str) -> asyncio.Lock:
+        """Held while deciding whether to connect to `dbname` and doing it: the collectors of
+        a scrape run concurrently, and each must not open its own connection (all but one
+        would be left over)."""
+        return self._connect_locks.setdefault(dbname, asyncio.Lock())
 
     async def _connect(self, dbname: str) -> Session:
         session = await Session.open(self.settings, dbname)
@@ -273,17 +320,23 @@ class PostgresSource:
         session = self._sessions.get(dbname)
         if session is not None and not session.broken:
             return session
-        if session is not None:
-            await self._drop(session)
-        if time.monotonic() < self._db_retry_at.get(dbname, float("-inf")):
-            return None
-        try:
-            session = await self._connect(dbname)
-        except (psycopg.Error, OSError) as exc:
-            self._db_retry_at[dbname] = time.monotonic() + MAX_BACKOFF_SECONDS
-            raise PartialFailure([], f"cannot connect to database {dbname}: {exc}") from None
-        self._db_retry_at.pop(dbname, None)
-        return session
+        async with self._connecting(dbname):
+            session = self._sessions.get(dbname)
+            if session is not None and not session.broken:  # another collector connected
+                return session
+            if session is not None:
+                await self._drop(session)
+            if time.monotonic() < self._db_retry_at.get(dbname, float("-inf")):
+                return None
+            try:
+                session = await self._connect(dbname)
+            except (psycopg.Error, OSError) as exc:
+                failures = self._db_failures[dbname] = self._db_failures.get(dbname, 0) + 1
+                self._db_retry_at[dbname] = time.monotonic() + backoff(failures)
+                raise PartialFailure([], f"cannot connect to database {dbname}: {exc}") from None
+            self._db_retry_at.pop(dbname, None)
+            self._db_failures.pop(dbname, None)
+            return session
 
     # --- collectors ---------------------------------------------------------------------------
 
@@ -315,7 +368,7 @@ class PostgresSource:
                 Family(spec.left_out_name(), f"Rows of {spec.name} not exported (over the limit).")
             )
         if spec.scope == "cluster":
-            session = self._cluster_session(spec)
+            session = await self._cluster_session(spec)
             if spec.requires_table and not await self._readable(session, spec):
                 raise Skipped(f"table {spec.requires_table} is missing or not readable")
             await self._run(spec, session, families, ())
@@ -350,9 +403,16 @@ class PostgresSource:
         )
         return bool(result.rows[0][0])
 
-    def _cluster_session(self, spec: QuerySpec) -> Session:
+    async def _main_session(self) -> Session:
+        """The main connection; lost since the probe (a cut link), it is opened again."""
+        main = await self._session(self.settings.database)
+        if main is None:  # reconnecting is backing off: the next probe says pg_up 0
+            raise Unavailable
+        return main
+
+    async def _cluster_session(self, spec: QuerySpec) -> Session:
         """The main connection, or for an extension's view any database that has it."""
-        main = self._sessions[self.settings.database]
+        main = await self._main_session()
         if not spec.requires_extension or spec.requires_extension in main.extensions:
             return main
         for session in self._sessions.values():
@@ -379,7 +439,10 @@ class PostgresSource:
         try:
             result = await session.query(sql, spec.timeout, spec.limit)
         except psycopg.OperationalError:
-            await self._drop(session)
+            # A statement or lock timeout leaves the connection fine: keep it (reconnecting
+            # would churn connections, and may fail on a server that is out of slots).
+            if session.broken:
+                await self._drop(session)
             raise
         index = {name: i for i, name in enumerate(result.columns)}
         wanted = spec.labels + [m.column for m in spec.metrics]
@@ -409,7 +472,7 @@ class PostgresSource:
         postgres_exporter names them; names a queries.yaml entry already makes are left out."""
         if not await self.ready():
             raise Unavailable
-        main = self._sessions[self.settings.database]
+        main = await self._main_session()
         result = await main.query(_SETTINGS_SQL, self.settings.statement_timeout)
         taken = {spec.metric_name(m) for spec in self.specs for m in spec.metrics}
         families = []

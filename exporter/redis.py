@@ -44,6 +44,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
+from exporter.backoff import backoff
 from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
 from exporter.config import RedisSettings
 from exporter.exposition import Family, MetricDef
@@ -816,6 +817,8 @@ class RedisSource:
         self.up = False
         self._checked = False  # has INFO/PING been tried at all?
         self._last_error: str | None = None
+        self._failures = 0
+        self._retry_at = float("-inf")
         self._run_id = ""
         self._slowlog_seen: tuple[str, int] | None = None  # run_id, entries since start
         self.access = CommandAccess(recheck=settings.posture_interval)
@@ -841,7 +844,9 @@ class RedisSource:
     def collectors(self) -> list[CachedCollector]:
         s = self.settings
         collectors = [
-            CachedCollector("redis", self._collect, ttl=0, timeout=s.timeout * 2),
+            CachedCollector(
+                "redis", self._collect, ttl=0, timeout=s.timeout * 2, fallback=self._up_fallback
+            ),
             CachedCollector(
                 "redis_slowlog", self._collect_slowlog, ttl=s.slowlog_interval,
                 timeout=s.timeout * 2,
@@ -871,6 +876,9 @@ class RedisSource:
     # INFO, every scrape ------------------------------------------------------------------
     async def _collect(self) -> list[Family]:
         up = REDIS_UP.family()
+        if self._known_down() and time.monotonic() < self._retry_at:
+            up.add(0)  # backing off: no new connection attempt yet
+            return [up]
         try:
             text = await self.client.execute_command("INFO", "ALL")
         except ResponseError as exc:  # reachable, but INFO is renamed or denied
@@ -902,13 +910,23 @@ class RedisSource:
         self._mark(error)
         return [up]
 
+    def _up_fallback(self) -> list[Family]:
+        """redis_up when INFO did not even fail in time (a hung server or link): down. The
+        cache logs and counts the timeout."""
+        self._checked, self.up = True, False
+        up = REDIS_UP.family()
+        up.add(0)
+        return [up]
+
     def _mark(self, error: BaseException | None) -> None:
         self._checked = True
         if error is None:
             if not self.up:
                 log.info("Redis %s is up", self.settings.describe())
-            self.up, self._last_error = True, None
+            self.up, self._last_error, self._failures = True, None, 0
             return
+        self._failures += 1
+        self._retry_at = time.monotonic() + backoff(self._failures)
         message = str(error).strip() or type(error).__name__
         if message != self._last_error:
             log.warning("Redis %s is unreachable: %s", self.settings.describe(), message)
