@@ -119,3 +119,12 @@ class Scrape:
 async def scrape(exporter: Exporter, timeout: float = 10.0) -> Scrape:
     blocks = await exporter.scrape(timeout)
     return Scrape(b"".join(b.text for b in blocks).decode())
+
+
+async def scrape_once(env: dict[str, str], flags: dict[str, Any] | None = None) -> Scrape:
+    """A fresh exporter, one scrape, closed again."""
+    exporter = make_exporter(env, flags)
+    try:
+        return await scrape(exporter)
+    finally:
+        await exporter.close()

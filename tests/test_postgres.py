@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from exporter.local_servers import LocalPostgres
-from tests.conftest import make_exporter, pg_connect, pg_env, scrape
+from tests.conftest import make_exporter, pg_connect, pg_env, scrape, scrape_once
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +21,7 @@ def flush_stats(conn) -> None:
 
 
 async def test_up_version_and_connections(postgres: LocalPostgres) -> None:
-    exporter = make_exporter(pg_env(postgres))
-    try:
-        result = await scrape(exporter)
-    finally:
-        await exporter.close()
+    result = await scrape_once(pg_env(postgres))
     assert result.value("pg_up") == 1
     (labels, _), = result.series("pg_static")
     assert labels["short_version"].startswith(f"{postgres.major}.")
@@ -46,11 +42,7 @@ async def test_dead_tuples_are_counted(postgres: LocalPostgres) -> None:
         conn.execute(f"INSERT INTO {table} SELECT generate_series(1, 100)")
         conn.execute(f"DELETE FROM {table} WHERE id <= 40")
         flush_stats(conn)
-    exporter = make_exporter(pg_env(postgres))
-    try:
-        result = await scrape(exporter)
-    finally:
-        await exporter.close()
+    result = await scrape_once(pg_env(postgres))
     labels = {"datname": "postgres", "schemaname": "public", "relname": table}
     assert result.value("pg_stat_user_tables_n_dead_tup", **labels) == 40
     assert result.value("pg_stat_user_tables_n_live_tup", **labels) == 60
@@ -64,11 +56,7 @@ async def test_slow_statement_is_ranked_with_its_mean(postgres: LocalPostgres) -
         queryid = conn.execute(
             "SELECT queryid::text FROM pg_stat_statements WHERE query LIKE 'SELECT pg_sleep%'"
         ).fetchone()[0]
-    exporter = make_exporter(pg_env(postgres))
-    try:
-        result = await scrape(exporter)
-    finally:
-        await exporter.close()
+    result = await scrape_once(pg_env(postgres))
     mean = result.value("pg_stat_statements_mean_seconds", queryid=queryid)
     assert 0.3 <= mean < 1.0
     assert result.value("pg_stat_statements_calls_total", queryid=queryid) == 2
@@ -88,11 +76,7 @@ async def test_unused_index_shows_zero_scans_and_its_size(postgres: LocalPostgre
         for i in range(3):
             conn.execute(f"SELECT * FROM {table} WHERE id = {i}")
         flush_stats(conn)
-    exporter = make_exporter(pg_env(postgres))
-    try:
-        result = await scrape(exporter)
-    finally:
-        await exporter.close()
+    result = await scrape_once(pg_env(postgres))
     unused = {"datname": "postgres", "relname": table, "indexrelname": f"{table}_v"}
     used = {"datname": "postgres", "relname": table, "indexrelname": f"{table}_pkey"}
     assert result.value("pg_stat_user_indexes_idx_scan", **unused) == 0

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from exporter.local_servers import LocalPostgres
-from tests.conftest import Scrape, make_exporter, pg_connect, pg_env, scrape
+from tests.conftest import Scrape, make_exporter, pg_connect, pg_env, scrape, scrape_once
 from tests.test_postgres import flush_stats
 
 pytestmark = pytest.mark.integration
@@ -27,11 +27,7 @@ SINGLE_DB = {"postgres.auto_discover_databases": "false"}
 
 async def collect(server: LocalPostgres, flags: dict[str, Any] | None = None,
                   database: str = "postgres", env: dict[str, str] | None = None) -> Scrape:
-    exporter = make_exporter(pg_env(server, database) | (env or {}), flags)
-    try:
-        return await scrape(exporter)
-    finally:
-        await exporter.close()
+    return await scrape_once(pg_env(server, database) | (env or {}), flags)
 
 
 def errors(result: Scrape) -> dict[str, float]:
