@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -193,6 +194,27 @@ def _has_census(text: bytes) -> bool:
     return re.search(rb'tmi_db_exporter_collector_series\{collector="[^"]*key', text) is not None
 
 
+SELF_METRICS = {
+    b"tmi_db_exporter_collector_series": "series",
+    b"tmi_db_exporter_collector_errors_total": "errors",
+    b"tmi_db_exporter_collector_deadline_misses_total": "deadline_misses",
+    b"tmi_db_exporter_collector_duration_seconds": "seconds",
+}
+
+
+def collector_health(text: bytes) -> dict[str, dict[str, float]]:
+    """Our self metrics per collector: series, errors, deadline misses, last duration."""
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(b'{collector="')
+        key = SELF_METRICS.get(name)
+        if key is None:
+            continue
+        collector, _, value = rest.partition(b'"} ')
+        out.setdefault(collector.decode(), {})[key] = float(value)
+    return out
+
+
 def series_count(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
@@ -266,6 +288,67 @@ class OtherCpu:
         own_now = self._own()
         own = sum(v - self.own.get(pid, 0.0) for pid, v in own_now.items())
         return max(0.0, (self._busy() - self.busy - own) / wall) if wall > 0 else 0.0
+
+
+class Profiler:
+    """`py-spy record` attached to a process (sampling, non-blocking) until `stop()`; writes
+    the folded stacks (for flamegraph.pl or speedscope) and a short summary next to them."""
+
+    def __init__(self, pid: int, stem: Path) -> None:
+        self.stem = stem
+        self.folded = stem.with_suffix(".folded")
+        self.proc = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+             "--format", "raw", "--output", str(self.folded)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        time.sleep(0.5)  # attached before the phase starts
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if not self.folded.exists():
+            return {"error": err.decode(errors="replace")[-500:]}
+        summary = summarize_profile(self.folded.read_text())
+        path = self.stem.with_suffix(".md")
+        path.write_text(summary["markdown"])
+        return {"folded": str(self.folded), "summary": str(path), "samples": summary["samples"]}
+
+
+def summarize_profile(folded: str, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's folded stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [  # one entry per function, whatever line of it was running
+            re.sub(r":\d+\)$", ")", f)
+            for f in stack.split(";")
+            if not f.startswith(("process ", "thread "))
+        ]
+        if not frames:
+            continue
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    lines = [f"{total} samples (200 Hz, CPU only, idle excluded)", ""]
+    for title, table in (("self", own), ("inclusive", inclusive)):
+        lines += [f"## {title}", "", "| share | function |", "|---:|---|"]
+        for frame, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"| {n / max(total, 1):.1%} | `{frame}` |")
+        lines.append("")
+    return {"samples": total, "markdown": "\n".join(lines)}
 
 
 class RssSampler(threading.Thread):
@@ -405,8 +488,6 @@ def _git_revision() -> str:
 
 
 def missing_peers() -> list[str]:
-    import shutil
-
     missing = [p for p in (PEER_PG, PEER_REDIS) if shutil.which(p) is None]
     if not PEER_QUERIES.exists():
         missing.append(str(PEER_QUERIES))
@@ -424,6 +505,7 @@ class Bench:
         self.pg: LocalPostgres | None = None
         self.redis_server: LocalRedis | None = None
         self.redis: redis.Redis | None = None
+        self.profile_dir: Path | None = None  # --profile: py-spy output goes here
         # what was started, so that a test can check it is all gone afterwards
         self.started = {"pids": [], "dirs": [str(self.tmp)]}
 
@@ -636,9 +718,14 @@ class Bench:
             cold_text = cold.text()
             if target.role == OURS_ROLE:
                 result["cold_collection_seconds"] = collector_seconds(cold_text, "pg")
-            warm = phase("warm_1", 1, n)
-            phase("warm_2", 2, n)
-            plain = phase("plain_1", 1, n, gzip_ok=False)
+            profiler = self._profiler(target, proc)
+            try:
+                warm = phase("warm_1", 1, n)
+                phase("warm_2", 2, n)
+                plain = phase("plain_1", 1, n, gzip_ok=False)
+            finally:
+                if profiler is not None:
+                    result["profile"] = profiler.stop()
             text = warm.text()
             result |= {
                 "phases": phases,
@@ -649,6 +736,12 @@ class Bench:
                 "rss_end_mb": proc.rss.last / 2**20,
                 "other_cpu_share": other_cpu.share(),  # other jobs on the machine skew it all
             }
+            if target.cwd == OURS_FROM:
+                result["collectors"] = health = collector_health(text)
+                result["collector_errors"] = sum(h.get("errors", 0) for h in health.values())
+                result["deadline_misses"] = sum(
+                    h.get("deadline_misses", 0) for h in health.values()
+                )
             if target.role == OURS_ROLE:
                 result["warm_collection_seconds"] = collector_seconds(text, "pg")
             if target.redis_client == OURS_REDIS_CLIENT and _has_census(cold_text):
@@ -656,6 +749,13 @@ class Bench:
         if target.kind == "redis":
             result["slowlog_longest"] = self.slowlog_longest(target.redis_client)
         return result
+
+    def _profiler(self, target: Target, proc: Running) -> Profiler | None:
+        """py-spy on our exporter during the warm phases, when --profile asks for it."""
+        if self.profile_dir is None or target.cwd != OURS_FROM or target.slow:
+            return None
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{target.name} {target.kind}".lower()).strip("-")
+        return Profiler(proc.proc.pid, self.profile_dir / f"profile-{slug}")
 
     def census_phase(self, target: Target, started: float) -> dict[str, Any]:
         """Our key census runs in the background from the first scrape on: keep scraping
@@ -910,6 +1010,14 @@ def report(results: dict) -> str:
             "commands from the exporter's own (named) connections count."
         )
         lines.append("")
+    for key in ("ours_pg", "ours_pg_fresh", "ours_redis"):
+        t = r.get(key, {})
+        if t.get("collector_errors") or t.get("deadline_misses"):
+            lines.append(
+                f"Ours ({key}): {t['collector_errors']:.0f} collector errors and "
+                f"{t['deadline_misses']:.0f} deadline misses during the run (per collector in "
+                "the JSON)."
+            )
     for target in r.values():
         errors = sum(ph.get("errors", 0) for ph in target.get("phases", {}).values())
         if errors:
@@ -931,8 +1039,9 @@ def scaling_report(results: dict) -> str:
         f"{results['preset']['interval']:g} s, 1 scraper.",
         "",
         "| tables | cold scrape | collection time | fresh scrape p50 | warm p50 | warm p99 "
-        "| warm p99, 2 scrapers | statements / interval | series | RSS peak |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| warm p99, 2 scrapers | statements / interval | series | RSS peak "
+        "| collector errors / deadline misses |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["levels"]:
         o, f = row["ours"], row.get("fresh", {})
@@ -944,7 +1053,8 @@ def scaling_report(results: dict) -> str:
             f"| {_ms(ph['warm_1']['p50_ms'])} | {_ms(ph['warm_1']['p99_ms'])} "
             f"| {_ms(ph['warm_2']['p99_ms'])} "
             f"| {_num(row.get('statements_per_interval'))} | {_num(o['series'])} "
-            f"| {_num(o['rss_peak_mb'], ' MB')} |"
+            f"| {_num(o['rss_peak_mb'], ' MB')} "
+            f"| {_num(o.get('collector_errors'))} / {_num(o.get('deadline_misses'))} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -972,10 +1082,13 @@ def _environment(bench: Bench) -> dict[str, Any]:
     return env
 
 
-def run_comparison(preset: Preset, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_comparison(
+    preset: Preset, log: Callable[[str], None] = print, profile_dir: Path | None = None
+) -> dict[str, Any]:
     """The side-by-side run; returns the raw results (see `report`)."""
     started = time.monotonic()
     bench = Bench(preset, log)
+    bench.profile_dir = profile_dir
     try:
         log("starting PostgreSQL 15 and Redis, loading data")
         bench.start_postgres(15)
@@ -1088,6 +1201,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ours-from", type=Path, metavar="DIR",
                         help="run our exporter from this checkout (e.g. a `git worktree` of a "
                         "commit) instead of this one")
+    parser.add_argument("--profile", action="store_true",
+                        help="record our exporter with py-spy during the warm phases "
+                        "(pip install py-spy) -> bench/results/tmp/profile/")
     parser.add_argument("--out", type=Path, help="results directory (default: bench/results "
                         "for the default preset, bench/results/tmp/<preset> otherwise)")
     return parser.parse_args(argv)
@@ -1113,6 +1229,9 @@ def main(argv: list[str] | None = None) -> int:
               "  apt-get install prometheus-postgres-exporter prometheus-redis-exporter",
               file=sys.stderr)
         return 2
+    if args.profile and shutil.which("py-spy") is None:
+        print("--profile needs py-spy: pip install py-spy", file=sys.stderr)
+        return 2
     # SIGTERM ends the run like Ctrl-C: through the cleanup of everything started
     signal.signal(signal.SIGTERM, _interrupt)
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -1122,7 +1241,11 @@ def main(argv: list[str] | None = None) -> int:
             results["command"] = command.strip()
             path = _write(out, "scaling", results, text := scaling_report(results))
         else:
-            results = run_comparison(preset)
+            profile_dir = None
+            if args.profile:
+                profile_dir = out / "profile" if args.out else RESULTS / "tmp" / "profile"
+                profile_dir.mkdir(parents=True, exist_ok=True)
+            results = run_comparison(preset, profile_dir=profile_dir)
             results["command"] = command.strip()
             path = _write(out, "latest", results, text := report(results))
     except KeyboardInterrupt:
