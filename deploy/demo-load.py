@@ -1,0 +1,29 @@
+"""TMI-shaped data and light load for the databases of deploy/docker-compose.yml.
+
+The same data and load as `tmi-db-exporter demo` (exporter.demo), pointed at the compose
+stack's PostgreSQL and Redis, so that every dashboard panel has something to show. Runs until
+the container is stopped.
+"""
+
+import asyncio
+from pathlib import Path
+from urllib.parse import quote
+
+from exporter import demo
+
+
+def secret(name: str) -> str:
+    return Path("/run/secrets", name).read_text().strip()
+
+
+async def main() -> None:
+    dsn = f"host=postgres user=tmi_user password={secret('postgres_password')} dbname=postgres"
+    redis_url = f"redis://:{quote(secret('redis_password'), safe='')}@redis:6379/0"
+    await demo.seed_postgres(dsn)
+    await demo.seed_redis(redis_url)
+    print("demo data written; running light load", flush=True)
+    await demo.run_load(demo.with_dbname(dsn, "tmi"), redis_url, asyncio.Event())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
