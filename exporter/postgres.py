@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.types.string import TextLoader
 
 from exporter.backoff import backoff
 from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
@@ -53,6 +54,20 @@ _PROBE_SQL = (
 )
 
 
+class LenientTextLoader(TextLoader):
+    """Text as `str` whatever its bytes. In a SQL_ASCII database names may be any bytes, and a
+    database or role created from one puts them into the shared catalogs, where they would
+    fail every query that reads pg_database or pg_roles (a hostile name must not take the
+    exporter down). Bytes that are not valid in the connection's encoding (UTF-8 for SQL_ASCII)
+    are shown as `\\xNN`."""
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode(self._encoding or "utf-8", "backslashreplace")
+
+
+_TEXT_TYPES = ("text", "varchar", "name", "bpchar", '"char"', 0)  # 0: unknown (literals)
+
+
 class Session:
     """One connection to one database plus what was learned about it on connect."""
 
@@ -74,6 +89,8 @@ class Session:
         conn = await psycopg.AsyncConnection.connect(
             **settings.conninfo(dbname), autocommit=True, options=options
         )
+        for text_type in _TEXT_TYPES:
+            conn.adapters.register_loader(text_type, LenientTextLoader)
         try:
             cur = await conn.execute("SELECT extname FROM pg_extension")
             extensions = {row[0] for row in await cur.fetchall()}
