@@ -235,7 +235,7 @@ class Board:
         return {
             "uid": UIDS[self.key], "title": self.title, "description": self.description,
             "tags": [*TAGS, self.key], "editable": True, "graphTooltip": 1,
-            "schemaVersion": 39, "version": 1, "refresh": "1m", "timezone": "browser",
+            "schemaVersion": 38, "version": 1, "refresh": "1m", "timezone": "browser",
             "time": {"from": "now-6h", "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0,
             "liveNow": False, "weekStart": "",
             "annotations": {"list": [
