@@ -220,6 +220,7 @@ class KeyCensus:
         memory_samples: int,
         ttl_buckets: Sequence[float],
         report: Report | None = None,
+        may_try: Callable[[str], bool] | None = None,
         seed: int | None = None,
     ) -> None:
         self.client = client  # redis.asyncio.Redis, bytes replies, no response callbacks
@@ -230,6 +231,7 @@ class KeyCensus:
         self.memory_samples = memory_samples
         self.ttl_buckets = sorted(set(ttl_buckets))
         self.report = report or (lambda command, error: None)
+        self.may_try = may_try or (lambda command: True)  # False: refused lately
         self._rng = random.Random(seed)
         self.ttl_command = TTL_COMMANDS[0]
         self.lookup_misses = 0  # TTL lookups of this process that found no key (for INFO)
@@ -240,7 +242,7 @@ class KeyCensus:
         tallies = {name: _Tally(len(self.ttl_buckets)) for name in names}
         commands = {"SCAN": 0, "TIME": 0, self.ttl_command: 0, "MEMORY USAGE": 0}
         scanned = 0
-        memory_ok = self.memory_samples > 0
+        memory_ok = self.memory_samples > 0 and self.may_try("MEMORY")
         cursor: bytes | int = 0
         while True:
             cursor, keys = await self._call("SCAN", "SCAN", cursor, "COUNT", self.scan_count)
@@ -295,6 +297,9 @@ class KeyCensus:
         commands[self.ttl_command] = commands.get(self.ttl_command, 0) + len(keys)
         commands["MEMORY USAGE"] += len(measured)
 
+        memory_error = next((r for r in usages if isinstance(r, BaseException)), None)
+        if memory_error is not None:
+            self.report("MEMORY", memory_error)  # before a TTL error ends the census
         first_error = next((r for r in expiries if isinstance(r, BaseException)), None)
         if first_error is not None:
             self.report(self.ttl_command, first_error)
@@ -330,7 +335,6 @@ class KeyCensus:
         for (name, slot), usage in zip(measured, usages, strict=True):
             if isinstance(usage, BaseException):
                 # Denied (ACL) or unknown (old server): no memory estimate this time.
-                self.report("MEMORY", usage)
                 for tally in tallies.values():
                     tally.sample.clear()
                 return False

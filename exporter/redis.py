@@ -839,6 +839,7 @@ class RedisSource:
                 memory_samples=settings.key_census_memory_samples,
                 ttl_buckets=settings.key_census_ttl_buckets,
                 report=self.access.report,
+                may_try=self.access.may_try,
             )
 
     def collectors(self) -> list[CachedCollector]:
@@ -876,13 +877,13 @@ class RedisSource:
     # INFO, every scrape ------------------------------------------------------------------
     async def _collect(self) -> list[Family]:
         up = REDIS_UP.family()
-        if self._known_down() and time.monotonic() < self._retry_at:
-            up.add(0)  # backing off: no new connection attempt yet
-            return [up]
         try:
+            if not self.access.may_try("INFO"):  # refused lately: PING until the recheck
+                raise ResponseError("INFO refused lately")
             text = await self.client.execute_command("INFO", "ALL")
         except ResponseError as exc:  # reachable, but INFO is renamed or denied
-            self.access.report("INFO", exc)
+            if str(exc) != "INFO refused lately":
+                self.access.report("INFO", exc)
             try:
                 await self.client.execute_command("PING")
             except (RedisError, OSError) as ping_error:
@@ -890,7 +891,9 @@ class RedisSource:
             up.add(1)
             self._mark(None)
             raise PartialFailure(
-                [up, self.access.family()], f"INFO failed: {safe_error(exc)}"
+                [up, self.access.family()],
+                "INFO is refused by the server; tried again every "
+                f"{self.settings.posture_interval:g}s",
             ) from None
         except (RedisError, OSError) as exc:
             return self._down(up, exc)
@@ -939,22 +942,30 @@ class RedisSource:
         want_slowlog, want_latency = self.access.may_try("SLOWLOG"), self.access.may_try("LATENCY")
         if not (want_slowlog or want_latency):
             raise Skipped("SLOWLOG and LATENCY are refused by the server")
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[tuple[str, tuple[Any, ...]]] = []
         if want_slowlog:
-            pipe.execute_command("SLOWLOG", "LEN")
-            pipe.execute_command("SLOWLOG", "GET", self.settings.slowlog_entries)
-            pipe.execute_command("INFO", "commandstats")
+            calls += [("length", ("SLOWLOG", "LEN")),
+                      ("entries", ("SLOWLOG", "GET", self.settings.slowlog_entries))]
+            # The command names that tell a name from an argument (without INFO: all `other`).
+            if self.access.may_try("INFO"):
+                calls.append(("stats", ("INFO", "commandstats")))
         if want_latency:
-            pipe.execute_command("LATENCY", "LATEST")
+            calls.append(("latest", ("LATENCY", "LATEST")))
+        pipe = self.client.pipeline(transaction=False)
+        for _, args in calls:
+            pipe.execute_command(*args)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = dict(zip([name for name, _ in calls],
+                               await pipe.execute(raise_on_error=False), strict=True))
         except (RedisError, OSError):
             raise Unavailable from None
         families: list[Family] = []
         if want_slowlog:
-            length, entries, stats = replies[:3]
+            length, entries, stats = replies["length"], replies["entries"], replies.get("stats")
             error = next((r for r in (length, entries) if isinstance(r, ResponseError)), None)
             self.access.report("SLOWLOG", error)
+            if isinstance(stats, ResponseError):
+                self.access.report("INFO", stats)
             if error is None:
                 known = {
                     field[len("cmdstat_"):]
@@ -963,7 +974,7 @@ class RedisSource:
                 }
                 families += self._slowlog_families(int(length), entries, known)
         if want_latency:
-            latest = replies[-1]
+            latest = replies["latest"]
             if isinstance(latest, ResponseError):
                 self.access.report("LATENCY", latest)
             else:

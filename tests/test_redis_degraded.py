@@ -178,12 +178,61 @@ async def test_refused_info_keys_and_memory_degrade_without_leaking(
     assert len([r for r in caplog.records if "cannot run INFO" in r.getMessage()]) == 1
 
     # With the whole keyspace readable but MEMORY refused, the census runs without estimates.
+    # A refused command is not tried again on every scrape or census (the ACL LOG stays quiet).
     admin.execute_command("ACL", "SETUSER", "narrow", "resetkeys", "%R~*")
-    *_, last = await scrapes(env, count=3, pause=0.1)
+
+    def refusals() -> dict[str, int]:
+        stats = admin.info("commandstats")
+        return {cmd: stats.get(f"cmdstat_{cmd}", {}).get("rejected_calls", 0)
+                for cmd in ("info", "latency|latest", "config|get", "memory|usage", "echo")}
+
+    exporter = make_exporter(env)
+    try:
+        await scrape(exporter)
+        await asyncio.sleep(0.1)
+        await scrape(exporter)
+        tried = refusals()
+        for _ in range(3):
+            await asyncio.sleep(0.1)  # several slowlog runs and censuses
+            last = await scrape(exporter)
+    finally:
+        await exporter.close()
+    assert tried.pop("echo") == 0 and all(tried.values()), tried
+    tried["echo"] = 0
+    assert refusals() == tried
     assert last.value("redis_key_group_count", db="db0", key_group="session") == 5
     assert last.series("redis_key_group_memory_usage_bytes") == []
     assert last.value("tmi_db_exporter_redis_command_allowed", command="MEMORY") == 0
     assert MARKER not in last.text and MARKER not in caplog.text
+
+
+async def test_a_failed_census_serves_the_previous_one(
+    acl_redis: LocalRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = client(acl_redis)
+    admin.execute_command("ACL", "SETUSER", "census", "on", ">census-pw", "~*", "+@all")
+    admin.set("lock:diagram:1", "w", ex=300)
+    env = {"REDIS_HOST": acl_redis.host, "REDIS_PORT": str(acl_redis.port),
+           "REDIS_USERNAME": "census", "REDIS_PASSWORD": "census-pw",
+           "REDIS_KEY_CENSUS_INTERVAL": "20ms"}
+    exporter = make_exporter(env)
+    try:
+        first = await scrape(exporter)
+        admin.execute_command("ACL", "SETUSER", "census", "-pexpiretime")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            later = await scrape(exporter)
+            if later.value("tmi_db_exporter_collector_errors_total",
+                           collector="redis_key_groups") > 0:
+                break
+    finally:
+        await exporter.close()
+    group = {"db": "db0", "key_group": "lock"}
+    assert first.value("redis_key_group_count", **group) == 1
+    assert later.value("redis_key_group_count", **group) == 1  # the previous census
+    assert (later.value("redis_key_census_last_finished_timestamp_seconds")
+            == first.value("redis_key_census_last_finished_timestamp_seconds"))
+    assert "serving the previous one" in caplog.text
 
 
 async def test_unix_socket(tmp_path: Path) -> None:
