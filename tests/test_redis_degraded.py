@@ -25,6 +25,14 @@ SECRET_NAME = "cfg-9f3e7a-renamed"  # CONFIG's new name: as secret as a password
 MARKER = "zq7-private-marker"  # in key names and arguments; must never come out
 
 
+# Busy for 15 ms (over the default slowlog threshold of 10 ms), whatever its arguments.
+BUSY_SCRIPT = """
+local t0 = redis.call('TIME')
+repeat local t = redis.call('TIME') until (t[1] - t0[1]) * 1e6 + (t[2] - t0[2]) > 15000
+return 1
+"""
+
+
 def client(server: LocalRedis, **kwargs: object) -> redis.Redis:
     return redis.Redis(host=server.host, port=server.port, password=server.password,
                        protocol=2, decode_responses=True, lib_name=None, lib_version=None,
@@ -109,7 +117,7 @@ def acl_redis() -> Iterator[LocalRedis]:
 async def test_minimal_acl_user_from_the_readme_works(
     acl_redis: LocalRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     admin = client(acl_redis)
     admin.execute_command("ACL", "SETUSER", "tmi-exporter", *[
         ">exporter-pw-47" if arg == ">CHANGE-ME" else arg for arg in readme_acl_line()
@@ -117,9 +125,12 @@ async def test_minimal_acl_user_from_the_readme_works(
     admin.set(f"session:{MARKER}:1", "x")
     admin.set(f"cache:threat:{MARKER}", "y", ex=600)
     admin.execute_command("DEBUG", "SLEEP", "0.02")
+    admin.eval(BUSY_SCRIPT, 1, f"lock:{MARKER}:1", MARKER)  # a slow command with our marker
     env = {"REDIS_HOST": acl_redis.host, "REDIS_PORT": str(acl_redis.port),
            "REDIS_USERNAME": "tmi-exporter", "REDIS_PASSWORD": "exporter-pw-47"}
     *_, result = await scrapes(env, count=2)
+    assert result.value("redis_slowlog_recent_entries", cmd="eval") == 1
+    assert MARKER not in result.text and MARKER not in caplog.text
     assert result.value("redis_up") == 1
     assert result.value("redis_connected_clients") >= 1
     assert result.value("redis_slowlog_recent_entries", cmd="debug") == 1
