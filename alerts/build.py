@@ -1092,8 +1092,9 @@ def runbook_table(t: dict[str, Any]) -> str:
         severity = alert.severity
         if alert.escalation:
             severity = f"{alert.severity}, {alert.escalation[0]}"
+        condition = alert.condition.replace("|", "\\|")  # a regex must not split the cell
         lines.append(f"| [`{alert.name}`](#{runbook_anchor(alert.name)}) | {severity} |"
-                     f" {alert.condition} | {alert.for_} |")
+                     f" {condition} | {alert.for_} |")
     return "\n".join(lines)
 
 
