@@ -195,6 +195,31 @@ def statement_calls(dsn: str) -> dict[str, int]:
     return {name: int(calls) for name, calls in rows}
 
 
+def reset_statements(dsn: str, role: str) -> None:
+    """Forget the pg_stat_statements entries of one role (the others keep theirs)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_stat_statements_reset((SELECT oid FROM pg_roles WHERE rolname = %s))",
+            (role,),
+        )
+
+
+def top_statements(dsn: str, role: str, n: int = 3) -> list[dict[str, object]]:
+    """The role's `n` statements with the most total execution time on the server."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT s.calls, s.total_exec_time, s.mean_exec_time,"
+            " left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90)"
+            " FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+            " WHERE r.rolname = %s ORDER BY s.total_exec_time DESC LIMIT %s",
+            (role, n),
+        ).fetchall()
+    return [
+        {"calls": calls, "total_ms": total, "mean_ms": mean, "query": query}
+        for calls, total, mean, query in rows
+    ]
+
+
 def fill_postgres(server_dsn: str, tables: int, *, statements: int = 3000) -> None:
     """Database `tmi` with the TMI schema and demo data, `tables` filler tables, and
     pg_stat_statements holding `statements` distinct statements (reset first)."""

@@ -1056,6 +1056,21 @@ def scaling_report(results: dict) -> str:
             f"| {_num(o['rss_peak_mb'], ' MB')} "
             f"| {_num(o.get('collector_errors'))} / {_num(o.get('deadline_misses'))} |"
         )
+    lines += [
+        "",
+        "Server time of our most expensive statements in the every-TTL-0 run (pg_stat_statements,"
+        " our role only):",
+        "",
+        "| tables | calls | mean | total | statement |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for row in results["levels"]:
+        for st in row.get("fresh", {}).get("top_statements", []):
+            query = st["query"].replace("|", "\\|")
+            lines.append(
+                f"| {row['tables']:,} | {st['calls']} | {_ms(st['mean_ms'])} "
+                f"| {_ms(st['total_ms'])} | `{query}` |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -1144,9 +1159,12 @@ def run_scaling(preset: Preset, log: Callable[[str], None] = print) -> dict[str,
                 data.create_filler_tables(bench.pg.dsn("tmi"), created, tables - created)
             created = tables
             ours = bench.latency_phases(bench.ours("ours", postgres=True, redis_=False))
+            data.reset_statements(bench.pg.dsn(), OURS_ROLE)
             fresh = bench.latency_phases(
                 bench.ours("ours, every TTL 0", postgres=True, redis_=False, fresh=True)
             )
+            # where the server's time goes when every query runs (what grows with tables)
+            fresh["top_statements"] = data.top_statements(bench.pg.dsn(), OURS_ROLE)
             interval = bench.interval_phase(
                 [bench.ours("ours", postgres=True, redis_=False)], scrapers=(1,)
             )
