@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from exporter.exposition import Block, Family
+from exporter.memory import LARGE_RESULT_BYTES, release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,9 @@ class CachedCollector:
         self._collected_at = time.monotonic()
         if families is not None and error is None:
             self.last_success = time.time()
+        del families  # before trimming: the block holds all that is still needed
+        if self._block is not None and len(self._block.text) >= LARGE_RESULT_BYTES:
+            release_freed_memory()
         self._note(error)
 
     def _note(self, error: str | None) -> None:
