@@ -65,6 +65,11 @@ class LenientTextLoader(TextLoader):
         return bytes(data).decode(self._encoding or "utf-8", "backslashreplace")
 
 
+class QueryFailed(psycopg.Error):
+    """The server refused an entry's SQL (a mistake in the entry, not an outage); the message
+    names the file, line and field of the entry, as a configuration error would."""
+
+
 _TEXT_TYPES = ("text", "varchar", "name", "bpchar", '"char"', 0)  # 0: unknown (literals)
 
 
@@ -461,11 +466,17 @@ class PostgresSource:
             if session.broken:
                 await self._drop(session)
             raise
+        except psycopg.Error as exc:  # syntax, missing relation or column, privileges, ...
+            message = f"{type(exc).__name__}: {exc}".strip()
+            raise QueryFailed(f"{spec.source}: {spec.name}.sql: {message}") from None
         index = {name: i for i, name in enumerate(result.columns)}
         wanted = spec.labels + [m.column for m in spec.metrics]
         missing = [c for c in wanted + (["total_rows"] if spec.left_out else []) if c not in index]
         if missing:
-            raise ValueError(f"query {spec.name} returned no column(s) {', '.join(missing)}")
+            raise QueryFailed(
+                f"{spec.source}: {spec.name}.sql: the query returned no column(s)"
+                f" {', '.join(missing)}"
+            )
         label_idx = [(name, index[name]) for name in spec.labels]
         metric_idx = [
             (index[m.column], m.scale, fam)

@@ -8,6 +8,7 @@ runs, and every mistake is reported with file, line and field.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,6 +55,8 @@ def _version_num(value: object, *, upper: bool) -> object:
         number = float(value)
     except ValueError:
         return value
+    if not math.isfinite(number) or number < 1:
+        return value  # left to the field's own checks (finite, >= 90000)
     if number >= 100:
         return int(number)
     major_text, _, minor_text = f"{number:g}".partition(".")
@@ -81,7 +84,9 @@ class MetricColumn(_Strict):
     type: Literal["gauge", "counter"]
     help: str = Field(min_length=1)
     unit: Literal["seconds", "bytes", "ratio"] | None = None
-    scale: float = Field(1.0, description="multiplier to the base unit, e.g. 0.001 for ms")
+    scale: float = Field(
+        1.0, allow_inf_nan=False, description="multiplier to the base unit, e.g. 0.001 for ms"
+    )
 
 
 class Variant(_Strict):
@@ -113,9 +118,9 @@ class QuerySpec(_Strict):
     requires_table: str | None = Field(
         None, description="run only where this table exists and is readable (placeholders ok)"
     )
-    ttl: Duration = 0.0
-    timeout: Duration = Field(5.0, gt=0)
-    limit: int | None = Field(None, ge=1)
+    ttl: Duration = Field(0.0, allow_inf_nan=False)
+    timeout: Duration = Field(5.0, gt=0, allow_inf_nan=False)
+    limit: int | None = Field(None, ge=1, le=2**31 - 1)  # it goes into SQL as LIMIT
     enabled: bool = Field(True, description="off-by-default entries are turned on in settings")
     left_out: bool = Field(
         False, description="SQL returns `total_rows`; export <name>_left_out = rows not returned"

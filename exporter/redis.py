@@ -877,6 +877,9 @@ class RedisSource:
     # INFO, every scrape ------------------------------------------------------------------
     async def _collect(self) -> list[Family]:
         up = REDIS_UP.family()
+        if self._known_down() and time.monotonic() < self._retry_at:
+            up.add(0)  # backing off (see _mark): no new connection attempt yet
+            return [up]
         try:
             if not self.access.may_try("INFO"):  # refused lately: PING until the recheck
                 raise ResponseError("INFO refused lately")

@@ -3,7 +3,9 @@
 Operators fix a broken file faster when told `queries.yaml:42: pg_stat_activity.metrics[0].type`
 than when handed a traceback, so every loader here reports file, line and field, all mistakes at
 once. Anchors/aliases are refused: they are the vehicle of "billion laughs" YAML bombs and a
-monitoring config has no need of them.
+monitoring config has no need of them. So are nesting deeper than MAX_DEPTH (it would exhaust
+the stack), keys that are lists or mappings, and files over MAX_FILE_BYTES (the pure-Python
+parser reads about 100 kB/s of dense YAML: a megabyte is ten seconds).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pydantic import ValidationError
 
 Location = tuple[str | int, ...]
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024  # the built-in queries.yaml is ~30 kB
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,38 @@ def dotted(loc: Sequence[str | int]) -> str:
 
 
 class _Loader(yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.MarkedYAMLError(
                 None, None, "aliases (*name) are not allowed", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.MarkedYAMLError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value that PyYAML's constructors cannot make (an int of 5,000 digits, the date
+        2024-02-30, `!!int ''`, `!!timestamp x`) is a mistake at this node's line, not a crash."""
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # ValueError, IndexError, AttributeError, ... of a constructor
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.MarkedYAMLError(
+                None, None, f"invalid {kind} value ({type(exc).__name__})", node.start_mark
+            ) from None
 
 
 Duplicates = list[tuple[int, Location]]
@@ -91,6 +119,11 @@ def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], dups: Dupl
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.MarkedYAMLError(
+                    None, None, "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
             key = key_node.value
             if key in seen:
                 dups.append((key_node.start_mark.line + 1, (*loc, key)))
@@ -103,8 +136,9 @@ def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int], dups: Dupl
 
 
 def parse_yaml(text: str, source: str) -> YamlDocument:
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # (checks for control characters already)
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(None, source, {(): 1})
@@ -122,10 +156,15 @@ def parse_yaml(text: str, source: str) -> YamlDocument:
         line = mark.line + 1 if mark else 1
         problem = Problem(f"{source}:{line}", "", f"invalid YAML: {exc.problem}")
         raise ConfigError([problem]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"invalid YAML: character #x{exc.character:04x} is not allowed"
+        raise ConfigError([Problem(f"{source}:{line}", "", problem)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(source, "", f"invalid YAML: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlDocument(data, source, lines)
 
 
