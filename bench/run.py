@@ -103,7 +103,7 @@ class Preset:
 PRESETS = {
     "tiny": Preset(20, 2_000, 100, 4, 2, 1.0, 2, (20, 60), census_timeout=30.0),
     "small": Preset(200, 50_000, 1_000, 20, 5, 4.0, 3, (200, 1_000, 2_000)),
-    "default": Preset(2_000, 1_000_000, 3_000, 50, 10, 15.0, 4, (2_000, 10_000, 20_000)),
+    "default": Preset(2_000, 1_000_000, 3_000, 50, 8, 15.0, 4, (2_000, 10_000, 20_000)),
 }
 
 
@@ -1252,6 +1252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # SIGTERM ends the run like Ctrl-C: through the cleanup of everything started
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     command = "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         if args.scaling:

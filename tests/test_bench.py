@@ -5,6 +5,7 @@ benchmark's business, not the test's."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,33 @@ def test_tiny_run_reports_both_sides(tmp_path: Path) -> None:
              and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [psutil.Process(pid).cmdline() for pid in alive]
     assert not [d for d in started["dirs"] if Path(d).exists()]
+
+
+def test_interrupted_run_stops_everything(tmp_path: Path) -> None:
+    missing = missing_peers()
+    if missing:
+        pytest.skip(f"peer exporter not installed: {', '.join(missing)}")
+    bench = subprocess.Popen(
+        [sys.executable, "bench/run.py", "--preset", "tiny", "--out", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert bench.stdout is not None
+        for line in bench.stdout:  # servers up, data loaded, an exporter running
+            if line.startswith("measuring postgres_exporter"):
+                break
+        else:
+            pytest.fail("the run ended before measuring postgres_exporter")
+        children = psutil.Process(bench.pid).children(recursive=True)
+        dirs = [Path(a) for c in children for a in c.cmdline() if a.startswith("/tmp/tmi-")]
+        assert len(children) >= 3  # PostgreSQL (with its backends), Redis, the exporter
+        bench.send_signal(signal.SIGINT)
+        assert bench.wait(timeout=60) == 130
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not (tmp_path / "latest.md").exists()
+    assert not [d for d in dirs if d.exists()]
