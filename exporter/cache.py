@@ -21,6 +21,7 @@ from exporter.memory import LARGE_RESULT_BYTES, release_freed_memory
 log = logging.getLogger(__name__)
 
 Collect = Callable[[], Awaitable[list[Family]]]
+FIRST_BACKGROUND_WAIT = 2.0  # seconds
 Fallback = Callable[[], list[Family]]
 
 
@@ -91,13 +92,14 @@ class CachedCollector:
         """The current result, collecting first when stale; never raises."""
         now = time.monotonic()
         if self.background:
-            if self._task is None:
-                self._task = asyncio.create_task(self._loop(), name=f"background {self.name}")
-            if self._block is not None or self._collected_at > float("-inf"):
-                return self._block
-            # Nothing finished yet: wait for the first run as far as the deadline allows.
-            while time.monotonic() < deadline and self._collected_at == float("-inf"):
-                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            if self._task is not None:
+                return self._block  # whatever the last finished run left, never waiting
+            self._task = asyncio.create_task(self._loop(), name=f"background {self.name}")
+            # The scrape that starts the work gives a quick first run a short chance to land;
+            # a long one (a census of millions of keys) is simply not there yet.
+            until = min(deadline, now + FIRST_BACKGROUND_WAIT)
+            while time.monotonic() < until and self._collected_at == float("-inf"):
+                await asyncio.sleep(0.02)
             return self._block
         if self._block is not None and now - self._collected_at < self.ttl:
             return self._block
