@@ -247,7 +247,7 @@ async def test_stalled_link_reads_as_down_then_recovers(
             pg_proxy.blackhole()
             redis_proxy.blackhole()
             for _ in range(3):
-                stalled = await scrape(exporter, timeout=5)
+                stalled = await scrape(exporter, timeout=10)  # (it takes about 2.5 s)
                 assert stalled.value("pg_up") == 0 and stalled.value("redis_up") == 0
                 assert stalled.series("pg_stat_activity_count") == []
                 assert_self_metrics(stalled, exporter)
@@ -456,7 +456,7 @@ def test_backoff_doubles_up_to_a_cap_with_jitter() -> None:
         waits = [backoff(failures) for _ in range(200)]
         assert all(0.8 * base <= w <= 1.2 * base for w in waits)
         assert max(waits) - min(waits) > 0.1 * base  # spread out, not one value
-    assert backoff(0) == pytest.approx(backoff(1), rel=0.5)
+    assert 0.8 * first <= backoff(0) <= 1.2 * first  # (as after the first failure)
 
 
 def most_attempts(elapsed: float, per_attempt: int = 1) -> int:
