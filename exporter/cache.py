@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 Collect = Callable[[], Awaitable[list[Family]]]
 FIRST_BACKGROUND_WAIT = 2.0  # seconds
+RETRY_SECONDS = 5.0  # a background collector without a result tries again this soon
 Fallback = Callable[[], list[Family]]
 
 
@@ -72,6 +73,7 @@ class CachedCollector:
         self._block: Block | None = None
         self._collected_at = float("-inf")  # monotonic
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # background: run now instead of after the TTL
         # Health, exported by selfmetrics.
         self.duration = 0.0
         self.errors_total = 0
@@ -114,7 +116,11 @@ class CachedCollector:
         return self._block
 
     def invalidate(self) -> None:
-        """The next scrape collects afresh (the previous result still serves a late one)."""
+        """Collect afresh: at the next scrape, or (background) right away. The previous
+        result still serves a scrape that cannot wait."""
+        if self.background:
+            self._wake.set()
+            return
         self._collected_at = float("-inf") if self._block is None else min(
             self._collected_at, time.monotonic() - self.ttl
         )
@@ -122,8 +128,14 @@ class CachedCollector:
     async def _loop(self) -> None:
         while True:
             started = time.monotonic()
+            self._wake.clear()
             await self._refresh()
-            await asyncio.sleep(max(0.0, self.ttl - (time.monotonic() - started)))
+            # Without a result (server down, an error) try again soon rather than after a TTL
+            # that may be minutes.
+            interval = self.ttl if self._block is not None else min(self.ttl, RETRY_SECONDS)
+            remaining = max(0.0, interval - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
 
     async def close(self) -> None:
         """Stop background work (and any collection in flight)."""

@@ -195,7 +195,11 @@ class PostgresSource:
 
             # The backstop timeout covers every database of a database-scope spec.
             backstop = spec.timeout * 4 + 2
-            collectors.append(CachedCollector(f"pg:{spec.name}", collect, spec.ttl, backstop))
+            collectors.append(
+                CachedCollector(
+                    f"pg:{spec.name}", collect, spec.ttl, backstop, background=spec.background
+                )
+            )
             if spec.scope == "database":
                 self._per_database.append(collectors[-1])
         return collectors
@@ -459,12 +463,22 @@ class PostgresSource:
         values = self.placeholders | ({"limit": str(spec.limit)} if spec.limit else {})
         sql = fill_placeholders(variant.sql, values)
         try:
-            result = await session.query(sql, spec.timeout, spec.limit)
-        except psycopg.OperationalError:
-            # A statement or lock timeout leaves the connection fine: keep it (reconnecting
-            # would churn connections, and may fail on a server that is out of slots).
-            if session.broken:
+            try:
+                result = await session.query(sql, spec.timeout, spec.limit)
+            except psycopg.OperationalError:
+                # A statement or lock timeout leaves the connection fine: keep it (reconnecting
+                # would churn connections, and may fail on a server that is out of slots).
+                if not session.broken:
+                    raise
+                # The link was lost since the last probe (a cut, a server restart): one new
+                # connection and one more try, so that a collector running on its own schedule
+                # does not fail on a connection that is merely stale.
                 await self._drop(session)
+                fresh = await self._session(session.dbname)
+                if fresh is None:
+                    raise
+                result = await fresh.query(sql, spec.timeout, spec.limit)
+        except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:  # syntax, missing relation or column, privileges, ...
             message = f"{type(exc).__name__}: {exc}".strip()

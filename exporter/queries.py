@@ -122,6 +122,9 @@ class QuerySpec(_Strict):
     timeout: Duration = Field(5.0, gt=0, allow_inf_nan=False)
     limit: int | None = Field(None, ge=1, le=2**31 - 1)  # it goes into SQL as LIMIT
     enabled: bool = Field(True, description="off-by-default entries are turned on in settings")
+    background: bool = Field(
+        False, description="run every `ttl` on its own; scrapes never wait for it"
+    )
     left_out: bool = Field(
         False, description="SQL returns `total_rows`; export <name>_left_out = rows not returned"
     )
@@ -148,6 +151,8 @@ class QuerySpec(_Strict):
             unknown = set(PLACEHOLDER_RE.findall(variant.sql)) - PLACEHOLDERS
             if unknown:
                 raise ValueError(f"unknown placeholder(s) in sql: {', '.join(sorted(unknown))}")
+            if self.background and self.ttl <= 0:
+                raise ValueError("a background entry needs a ttl (its interval)")
             if "{limit}" in variant.sql and self.limit is None:
                 raise ValueError("sql uses {limit} but the entry has no `limit`")
         ranges = self.all_variants()

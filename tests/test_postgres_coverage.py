@@ -422,14 +422,21 @@ async def test_discovery_follows_new_and_dropped_databases(postgres: LocalPostgr
         with pg_connect(postgres) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         await asyncio.sleep(1.2)
-        await scrape(exporter)  # discovery runs here and marks per-database results stale
-        seen = await scrape(exporter)
+        await scrape(exporter)  # discovery runs here and wakes the per-database collectors
+        for _ in range(50):
+            seen = await scrape(exporter)
+            if seen.series("pg_stat_user_tables_left_out", datname=name):
+                break
+            await asyncio.sleep(0.1)
         assert seen.value("pg_stat_user_tables_left_out", datname=name) == 0
         with pg_connect(postgres) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await asyncio.sleep(1.2)
-        await scrape(exporter)
-        gone = await scrape(exporter)
+        for _ in range(50):
+            gone = await scrape(exporter)
+            if not gone.series("pg_stat_user_tables_left_out", datname=name):
+                break
+            await asyncio.sleep(0.1)
         assert gone.series("pg_stat_user_tables_left_out", datname=name) == []
     finally:
         await exporter.close()
