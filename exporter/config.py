@@ -192,6 +192,25 @@ class RedisSettings(_Section):
         description="Upper bounds of the key census TTL buckets (comma-separated in env/flags)",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: SecretStr | None) -> SecretStr | None:
+        """A usable redis://, rediss:// or unix:// URL; the message never repeats it."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url.get_secret_value())
+            _ = parts.port  # raises for a port that is not a number or out of range
+        except ValueError:
+            raise ValueError(
+                "not a valid URL (expected redis://[user:password@]host:port/db)"
+            ) from None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("the scheme must be redis://, rediss:// or unix://")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL names no host")
+        return url
+
     @field_validator("key_groups")
     @classmethod
     def _check_key_groups(cls, groups: list[str]) -> list[str]:
@@ -380,6 +399,8 @@ def load_settings(
                         apply(info, _read_secret_file(str(secret_path)), where)
                     except OSError as exc:
                         problems.append(Problem(where, info.key, f"cannot read: {exc.strerror}"))
+                    except ValueError:  # e.g. a NUL byte in the path
+                        problems.append(Problem(where, info.key, "not a usable file name"))
         if info.env in env:
             apply(info, env[info.env], f"environment variable {info.env}")
         if info.key in flags and flags[info.key] is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -16,6 +17,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 500ms, 30s, 5m or 1h")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("expected a finite duration")
         return float(value)
     if isinstance(value, str):
         match = _PATTERN.match(value)

@@ -61,9 +61,19 @@ def test_secret_files_from_env_flag_and_config(tmp_path: Path) -> None:
     assert by_env.postgres.password.get_secret_value() == "from-a-file"
     by_flag = load_settings(flags={"redis.password_file": str(secret)})
     assert by_flag.redis.password.get_secret_value() == "from-a-file"
+    url = tmp_path / "url"
+    url.write_text("redis://:pw@cache:6379/0\n")
     config = tmp_path / "c.yaml"
-    config.write_text(f"redis:\n  url_file: {secret}\n")
-    assert load_settings(config).redis.url.get_secret_value() == "from-a-file"
+    config.write_text(f"redis:\n  url_file: {url}\n")
+    assert load_settings(config).redis.url.get_secret_value() == "redis://:pw@cache:6379/0"
+
+
+def test_a_redis_url_that_is_not_one_is_refused_without_repeating_it() -> None:
+    for bad in ("redis://:hunter2@[::1", "redis://:hunter2@h:99999999/0", "http://:hunter2@h/"):
+        with pytest.raises(ConfigError) as err:
+            load_settings(env={"REDIS_URL": bad})
+        assert "environment variable REDIS_URL: redis.url:" in str(err.value)
+        assert "hunter2" not in str(err.value)
 
 
 def test_unreadable_secret_file_names_the_variable() -> None:

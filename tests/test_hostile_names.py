@@ -186,12 +186,6 @@ async def test_names_that_are_not_utf8_do_not_take_the_exporter_down(
     assert set(errors(result)) <= per_database | statements
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="queries.yaml: pg_stat_statements and pg_stat_statements_slow read the view, whose "
-    "query texts the server cannot convert from a SQL_ASCII database; they need none: read "
-    "pg_stat_statements(false) instead (change proposed, not in this engineer's files)",
-)
 async def test_statement_counters_survive_a_statement_that_is_not_utf8(
     private_postgres: LocalPostgres,
 ) -> None:
