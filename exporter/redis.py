@@ -845,8 +845,11 @@ class RedisSource:
     def collectors(self) -> list[CachedCollector]:
         s = self.settings
         collectors = [
+            # redis-py may spend a connect timeout and a retry before it gives up: outlast that,
+            # so a hung server reads as a clean redis_up 0 rather than a collector timeout.
             CachedCollector(
-                "redis", self._collect, ttl=0, timeout=s.timeout * 2, fallback=self._up_fallback
+                "redis", self._collect, ttl=0, timeout=s.timeout * 3 + 1,
+                fallback=self._up_fallback,
             ),
             CachedCollector(
                 "redis_slowlog", self._collect_slowlog, ttl=s.slowlog_interval,
