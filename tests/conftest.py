@@ -54,6 +54,14 @@ def private_redis() -> Iterator[LocalRedis]:
         yield server
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def pg_env(server: LocalPostgres, database: str = "postgres") -> dict[str, str]:
     return {
         "POSTGRES_HOST": server.host,

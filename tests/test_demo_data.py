@@ -1,7 +1,6 @@
 """Tests for exporter.demo: real throwaway servers, TMI-shaped data, load, and cleanup."""
 
 import asyncio
-import os
 import re
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from exporter.demo import (
     seed_row_counts,
     with_dbname,
 )
+from tests.conftest import pid_alive
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 KEY_PATTERNS = {
@@ -31,12 +31,6 @@ KEY_PATTERNS = {
 }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def _poll(query: str, conn: psycopg.AsyncConnection, ok, timeout: float = 5.0):
@@ -168,7 +162,7 @@ def test_demo_environment_seeds_loads_and_cleans_up() -> None:
         return facts
 
     facts = asyncio.run(scenario())
-    assert not any(_alive(pid) for pid in facts["pids"])
+    assert not any(pid_alive(pid) for pid in facts["pids"])
     assert not any(path.exists() for path in facts["dirs"])
 
 
@@ -196,7 +190,7 @@ def test_cancellation_and_errors_leave_nothing_behind() -> None:
         return facts
 
     facts = asyncio.run(cancelled())
-    assert not _alive(facts["pid"]) and not facts["dir"].exists()
+    assert not pid_alive(facts["pid"]) and not facts["dir"].exists()
 
     async def failing() -> None:
         async with demo_environment(postgres=False) as env:
@@ -209,7 +203,7 @@ def test_cancellation_and_errors_leave_nothing_behind() -> None:
     with pytest.raises(RuntimeError) as failure:
         asyncio.run(failing())
     pid, directory = failure.value.args
-    assert not _alive(pid) and not directory.exists()
+    assert not pid_alive(pid) and not directory.exists()
 
 
 def test_load_survives_unreachable_servers_and_stops_promptly() -> None:

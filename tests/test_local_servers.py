@@ -17,17 +17,12 @@ from exporter.local_servers import (
     PostgresBinaries,
     find_postgres_binaries,
 )
+from tests.conftest import pid_alive
 
 PG_INSTALLS = find_postgres_binaries()
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_finds_debian_15_and_embedded_18() -> None:
@@ -52,7 +47,7 @@ def test_postgres_start_query_stop(binaries: PostgresBinaries) -> None:
     finally:
         pg.stop()
     assert not base_dir.exists()
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     pg.stop()  # a second stop is a no-op
 
 
@@ -65,7 +60,7 @@ def test_postgres_down_then_up_again_on_same_port_with_data() -> None:
         assert first_pid is not None
 
         pg.kill()
-        assert not _alive(first_pid)
+        assert not pid_alive(first_pid)
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(pg.dsn(), connect_timeout=2)
 
@@ -109,7 +104,7 @@ def test_redis_password_required_and_cleanup() -> None:
     finally:
         server.stop()
     assert not base_dir.exists()
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     server.stop()
 
 
@@ -158,5 +153,5 @@ def test_atexit_stops_forgotten_servers() -> None:
         timeout=60,
     ).stdout
     pg_pid, pg_dir, redis_pid, redis_dir = json.loads(out)
-    assert not _alive(pg_pid) and not _alive(redis_pid)
+    assert not pid_alive(pg_pid) and not pid_alive(redis_pid)
     assert not Path(pg_dir).exists() and not Path(redis_dir).exists()
