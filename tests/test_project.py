@@ -64,3 +64,12 @@ def test_systemd_unit_runs_the_exporter_hardened() -> None:
                                  "tmi-db-exporter.service")], capture_output=True, text=True)
         problems = [line for line in result.stderr.splitlines() if "is not executable" not in line]
         assert problems == [], problems
+
+
+def test_compose_runs_the_exporter_read_only_and_unprivileged() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    exporter = compose["services"]["exporter"]
+    assert exporter["read_only"] is True
+    assert exporter["cap_drop"] == ["ALL"]
