@@ -374,8 +374,8 @@ def report(keys: int, fill_seconds: float, ours: dict[str, Any], peers: list[dic
         + ".",
         f"- Scrapes of ours before the first census had finished ({len(first)}): "
         f"p50 {_ms(percentile(first, 0.5))}, max {_ms(max(first) if first else float('nan'))}: "
-        "until a background collector has a first result, a scrape waits for it up to its "
-        "deadline (cache.py), so after a start the first scrapes take the whole scrape timeout.",
+        "only the scrape that starts the census waits for it, at most 2 s (cache.py); the "
+        "others serve what there is and never wait.",
         f"- The census' TTL lookups count as keyspace hits on the server ({ours['hits_server']:,} "
         f"after our run); ours exports {ours['hits_exported']:,.0f} hits because it subtracts "
         "its own PEXPIRETIME calls.",
