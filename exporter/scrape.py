@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from exporter import selfmetrics
 from exporter.backups import BackupSource
 from exporter.cache import CachedCollector
 from exporter.config import Settings
 from exporter.exposition import Block
-from exporter.postgres import PostgresSource
 from exporter.queries import QuerySpec, default_queries_path, load_queries
-from exporter.redis import RedisSource
 from exporter.yamlfile import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from exporter.postgres import PostgresSource
+    from exporter.redis import RedisSource
 
 
 def load_specs(settings: Settings) -> list[QuerySpec]:
@@ -41,8 +44,18 @@ def load_specs(settings: Settings) -> list[QuerySpec]:
 class Exporter:
     def __init__(self, settings: Settings, specs: list[QuerySpec]) -> None:
         self.settings = settings
-        self.postgres = PostgresSource(settings.postgres, specs) if settings.postgres else None
-        self.redis = RedisSource(settings.redis) if settings.redis else None
+        # Each database's client library is imported only when that database is monitored:
+        # psycopg and redis-py cost about 10 and 7 MB of memory each.
+        self.postgres: PostgresSource | None = None
+        self.redis: RedisSource | None = None
+        if settings.postgres:
+            from exporter.postgres import PostgresSource
+
+            self.postgres = PostgresSource(settings.postgres, specs)
+        if settings.redis:
+            from exporter.redis import RedisSource
+
+            self.redis = RedisSource(settings.redis)
         self.backups = BackupSource(settings.backup_paths) if settings.backup_paths else None
         self.collectors: list[CachedCollector] = []
         for source in self.sources:
