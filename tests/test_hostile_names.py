@@ -15,7 +15,7 @@ import redis
 from psycopg import sql
 
 from exporter.local_servers import LocalPostgres, LocalRedis
-from tests.conftest import Scrape, make_exporter, pg_connect, pg_env, redis_env, scrape
+from tests.conftest import Scrape, make_exporter, pg_connect, pg_env, redis_env, scrape, scrape_once
 
 pytestmark = pytest.mark.integration
 
@@ -253,14 +253,6 @@ async def test_hostile_redis_error_codes_round_trip(private_redis: LocalRedis) -
     result = await scrape_once(redis_env(private_redis))
     for code, times in codes.items():
         assert result.value("redis_errors_total", err=code) == times
-
-
-async def scrape_once(env: dict[str, str]) -> Scrape:
-    exporter = make_exporter(env)
-    try:
-        return await scrape(exporter)
-    finally:
-        await exporter.close()
 
 
 def test_the_hostile_names_are_hostile() -> None:

@@ -12,7 +12,7 @@ import redis
 
 from exporter.local_servers import LocalRedis
 from exporter.redis import parse_info, slowlog_command
-from tests.conftest import Scrape, make_exporter, redis_env, scrape
+from tests.conftest import make_exporter, redis_env, scrape, scrape_once
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,6 @@ def debug_redis() -> Iterator[LocalRedis]:
     }
     with LocalRedis(extra_config=config) as server:
         yield server
-
-
-async def scrape_once(env: dict[str, str]) -> Scrape:
-    exporter = make_exporter(env)
-    try:
-        return await scrape(exporter)
-    finally:
-        await exporter.close()
 
 
 async def test_hits_and_misses_move_when_keys_are_read(redis_server: LocalRedis) -> None:
