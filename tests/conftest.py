@@ -3,8 +3,9 @@ to build an exporter against them and read its output back through prometheus_cl
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -127,6 +128,22 @@ class Scrape:
 async def scrape(exporter: Exporter, timeout: float = 10.0) -> Scrape:
     blocks = await exporter.scrape(timeout)
     return Scrape(b"".join(b.text for b in blocks).decode())
+
+
+async def eventually(
+    produce: Callable[[], Awaitable[Scrape]],
+    ok: Callable[[Scrape], bool],
+    attempts: int = 60,
+    pause: float = 0.5,
+) -> Scrape:
+    """Scrape until `ok` holds (statistics and background work land a moment later); the
+    last result is returned either way, so the caller's assertions say what was missing."""
+    for _ in range(attempts - 1):
+        result = await produce()
+        if ok(result):
+            return result
+        await asyncio.sleep(pause)
+    return await produce()
 
 
 async def scrape_once(env: dict[str, str], flags: dict[str, Any] | None = None) -> Scrape:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from exporter.local_servers import LocalPostgres
-from tests.conftest import make_exporter, pg_connect, pg_env, scrape, scrape_once
+from tests.conftest import eventually, make_exporter, pg_connect, pg_env, scrape, scrape_once
 
 pytestmark = pytest.mark.integration
 
@@ -157,11 +157,7 @@ async def test_pg_up_follows_the_server_without_restarting_the_exporter(
         assert down.value("tmi_db_exporter_build_info", version=down.series(
             "tmi_db_exporter_build_info")[0][0]["version"]) == 1
         private_postgres.start_again()
-        for _ in range(60):
-            result = await scrape(exporter)
-            if result.value("pg_up") == 1:
-                break
-            await asyncio.sleep(0.5)
+        result = await eventually(lambda: scrape(exporter), lambda r: r.value("pg_up") == 1)
         assert result.value("pg_up") == 1
         assert result.value("pg_settings_max_connections") == 100
     finally:

@@ -17,7 +17,15 @@ import psycopg
 import pytest
 
 from exporter.local_servers import LocalPostgres
-from tests.conftest import Scrape, make_exporter, pg_connect, pg_env, scrape, scrape_once
+from tests.conftest import (
+    Scrape,
+    eventually,
+    make_exporter,
+    pg_connect,
+    pg_env,
+    scrape,
+    scrape_once,
+)
 from tests.test_postgres import flush_stats
 
 pytestmark = pytest.mark.integration
@@ -282,22 +290,19 @@ async def test_archiver_failures_then_successes(private_postgres: LocalPostgres)
         with pg_connect(pg) as conn:
             conn.execute("CREATE TABLE w AS SELECT 1 AS x")
             conn.execute("SELECT pg_switch_wal()")
-        for _ in range(60):
-            failing = await collect(pg, SINGLE_DB)
-            if failing.value("pg_stat_archiver_failed_count") >= 1:
-                break
-            await asyncio.sleep(0.5)
+        failing = await eventually(
+            lambda: collect(pg, SINGLE_DB), lambda r: r.value("pg_stat_archiver_failed_count") >= 1
+        )
         assert failing.value("pg_stat_archiver_failed_count") >= 1
         assert failing.value("pg_stat_archiver_last_failed_time") > time.time() - 120
         assert failing.value("pg_stat_archiver_archive_mode") == 1
         with pg_connect(pg) as conn:
             conn.execute("ALTER SYSTEM SET archive_command = 'true'")
             conn.execute("SELECT pg_reload_conf()")
-        for _ in range(60):
-            working = await collect(pg, SINGLE_DB)
-            if working.value("pg_stat_archiver_archived_count") >= 1:
-                break
-            await asyncio.sleep(0.5)
+        working = await eventually(
+            lambda: collect(pg, SINGLE_DB),
+            lambda r: r.value("pg_stat_archiver_archived_count") >= 1,
+        )
         assert working.value("pg_stat_archiver_archived_count") >= 1
         assert working.value("pg_stat_archiver_last_archive_time") > time.time() - 120
 
@@ -402,11 +407,12 @@ async def test_pending_restart(private_postgres: LocalPostgres) -> None:
     with pg_connect(private_postgres) as conn:
         conn.execute("ALTER SYSTEM SET shared_buffers = '64MB'")
         conn.execute("SELECT pg_reload_conf()")
-    for _ in range(20):
-        result = await collect(private_postgres, SINGLE_DB)
-        if result.value("pg_settings_pending_restart") == 1:
-            break
-        await asyncio.sleep(0.25)
+    result = await eventually(
+        lambda: collect(private_postgres, SINGLE_DB),
+        lambda r: r.value("pg_settings_pending_restart") == 1,
+        attempts=20,
+        pause=0.25,
+    )
     assert result.value("pg_settings_pending_restart") == 1
 
 
@@ -423,20 +429,22 @@ async def test_discovery_follows_new_and_dropped_databases(postgres: LocalPostgr
             conn.execute(f"CREATE DATABASE {name}")
         await asyncio.sleep(1.2)
         await scrape(exporter)  # discovery runs here and wakes the per-database collectors
-        for _ in range(50):
-            seen = await scrape(exporter)
-            if seen.series("pg_stat_user_tables_left_out", datname=name):
-                break
-            await asyncio.sleep(0.1)
+        seen = await eventually(
+            lambda: scrape(exporter),
+            lambda r: bool(r.series("pg_stat_user_tables_left_out", datname=name)),
+            attempts=50,
+            pause=0.1,
+        )
         assert seen.value("pg_stat_user_tables_left_out", datname=name) == 0
         with pg_connect(postgres) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await asyncio.sleep(1.2)
-        for _ in range(50):
-            gone = await scrape(exporter)
-            if not gone.series("pg_stat_user_tables_left_out", datname=name):
-                break
-            await asyncio.sleep(0.1)
+        gone = await eventually(
+            lambda: scrape(exporter),
+            lambda r: not r.series("pg_stat_user_tables_left_out", datname=name),
+            attempts=50,
+            pause=0.1,
+        )
         assert gone.series("pg_stat_user_tables_left_out", datname=name) == []
     finally:
         await exporter.close()

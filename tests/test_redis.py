@@ -12,7 +12,7 @@ import redis
 
 from exporter.local_servers import LocalRedis
 from exporter.redis import parse_info, slowlog_command
-from tests.conftest import make_exporter, redis_env, scrape, scrape_once
+from tests.conftest import eventually, make_exporter, redis_env, scrape, scrape_once
 
 pytestmark = pytest.mark.integration
 
@@ -74,11 +74,13 @@ async def test_keyspace_counts_keys_and_expiry(redis_server: LocalRedis) -> None
         r3.set(f"session:leak{i}:sid", "s")  # no TTL: the leak the guide cleans by hand
     exporter = make_exporter(redis_env(redis_server) | {"REDIS_DB": "3"})
     try:
-        for _ in range(50):  # avg_ttl is an estimate the server refreshes in its expire cycle
-            result = await scrape(exporter)
-            if result.value("redis_db_avg_ttl_seconds", db="db3") > 0:
-                break
-            await asyncio.sleep(0.1)
+        # avg_ttl is an estimate the server refreshes in its expire cycle
+        result = await eventually(
+            lambda: scrape(exporter),
+            lambda r: r.value("redis_db_avg_ttl_seconds", db="db3") > 0,
+            attempts=50,
+            pause=0.1,
+        )
     finally:
         await exporter.close()
         r3.flushdb()
