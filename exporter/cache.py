@@ -173,7 +173,7 @@ class CachedCollector:
         if families is not None and error is None:
             self.last_success = time.time()
         del families  # before trimming: the block holds all that is still needed
-        if self._block is not None and len(self._block.text) >= LARGE_RESULT_BYTES:
+        if self._block is not None and self._block.size >= LARGE_RESULT_BYTES:
             release_freed_memory()
         self._note(error)
 

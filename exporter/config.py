@@ -248,6 +248,12 @@ class Settings(_Section):
         gt=0,
         description="Deadline of a scrape when Prometheus sends no X-Prometheus-Scrape-Timeout",
     )
+    min_ttl: Duration = Field(
+        1.0,
+        ge=0,
+        description="Scrapes this close together share one collection, even of data with TTL 0 "
+        "(several Prometheus servers then cost the database what one does; 0: never share)",
+    )
     queries_file: Path | None = Field(None, description="Replace the built-in queries.yaml")
     backup_paths: list[str] = Field(
         [], description="Backup files to watch: directories or globs (comma-separated)"

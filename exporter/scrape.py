@@ -60,6 +60,8 @@ class Exporter:
         self.collectors: list[CachedCollector] = []
         for source in self.sources:
             self.collectors += source.collectors()
+        for collector in self.collectors:
+            collector.ttl = max(collector.ttl, settings.min_ttl)
 
     @property
     def sources(self) -> list[PostgresSource | RedisSource | BackupSource]:

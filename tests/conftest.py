@@ -63,8 +63,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+# Tests act, then look: every scrape asks the servers afresh, without the min_ttl window that
+# lets scrapes close together share one collection (test_postgres checks that window).
+FRESH = {"TMI_EXPORTER_MIN_TTL": "0"}
+
+
 def pg_env(server: LocalPostgres, database: str = "postgres") -> dict[str, str]:
-    return {
+    return FRESH | {
         "POSTGRES_HOST": server.host,
         "POSTGRES_PORT": str(server.port),
         "POSTGRES_USER": server.user,
@@ -74,14 +79,14 @@ def pg_env(server: LocalPostgres, database: str = "postgres") -> dict[str, str]:
 
 
 def redis_env(server: LocalRedis) -> dict[str, str]:
-    env = {"REDIS_HOST": server.host, "REDIS_PORT": str(server.port)}
+    env = FRESH | {"REDIS_HOST": server.host, "REDIS_PORT": str(server.port)}
     if server.password:
         env["REDIS_PASSWORD"] = server.password
     return env
 
 
 def make_exporter(env: dict[str, str], flags: dict[str, Any] | None = None) -> Exporter:
-    settings = load_settings(env=env, flags=flags)
+    settings = load_settings(env=FRESH | env, flags=flags)
     return Exporter(settings, load_specs(settings))
 
 

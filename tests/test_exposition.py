@@ -5,7 +5,11 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Block, Family, format_value, render
+from exporter.exposition import Block, Family, format_value
+
+
+def render(families: list[Family]) -> str:
+    return Block(families).text.decode()
 
 HOSTILE = ['quote"d', "back\\slash", "new\nline", "tab\tand space", "ünïcødé ☃", "x" * 300, ""]
 
@@ -56,3 +60,22 @@ def test_gzip_members_concatenate_to_the_full_text() -> None:
     assert gzip.decompress(joined) == b"".join(b.text for b in blocks)
     assert blocks[0].gzipped() is blocks[0].gzipped()  # compressed once, then reused
     assert [b.series for b in blocks] == [1, 1, 1]
+    assert [b.size for b in blocks] == [len(b.text) for b in blocks]
+
+
+def test_a_large_result_is_rendered_exactly_and_kept_small() -> None:
+    """Thousands of tables: label sets shared across families are escaped once and rendered
+    right for every family; what is kept is the gzip member, several times smaller."""
+    rows = [(("relname", f't"{i}\\'), ("schemaname", "public")) for i in range(5000)]
+    families = [Family(f"pg_t_{n}", "T.") for n in range(4)]
+    for i, labels in enumerate(rows):
+        for n, family in enumerate(families):
+            family.add(i * 10 + n, labels)
+    block = Block(families)
+    parsed = {f.name: f for f in text_string_to_metric_families(block.text.decode())}
+    assert block.series == 20000 == sum(len(f.samples) for f in parsed.values())
+    assert parsed["pg_t_3"].samples[4999].labels["relname"] == 't"4999\\'
+    assert parsed["pg_t_3"].samples[4999].value == 49993
+    assert len(block.gzipped()) * 4 < block.size
+    chunks = list(block.text_chunks(size=4096))
+    assert max(len(c) for c in chunks) <= 4096 and b"".join(chunks) == block.text

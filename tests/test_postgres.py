@@ -209,3 +209,48 @@ async def test_a_failing_query_does_not_hide_the_others(postgres: LocalPostgres,
     assert result.value("tmi_db_exporter_collector_errors_total", collector="pg:pg_broken") == 1
     assert result.value("pg_up") == 1
     assert result.value("pg_settings_max_connections") == 100
+
+
+async def test_scrapers_close_together_share_one_collection(postgres: LocalPostgres) -> None:
+    """Two Prometheus servers cost the database what one does: scrapes within `min_ttl` of a
+    collection reuse it, even for TTL-0 data; without the window each scrape pays again."""
+    role = f"shared_{uuid.uuid4().hex[:6]}"
+    with pg_connect(postgres) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_monitor")
+
+    def statements() -> int:
+        with pg_connect(postgres) as conn:
+            (calls,) = conn.execute(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                f" WHERE userid = '{role}'::regrole"
+            ).fetchone()
+        return int(calls)
+
+    async def cost(min_ttl: str) -> tuple[int, int]:
+        """Statements of one scrape, then of two scrapes in a row, on a warm exporter."""
+        flags = {"postgres.auto_discover_databases": "false", "min_ttl": min_ttl}
+        exporter = make_exporter(pg_env(postgres) | {"POSTGRES_USER": role}, flags)
+        try:
+            await scrape(exporter)  # cold: every TTL collected once
+            window = float(min_ttl)
+            await asyncio.sleep(window)
+            before = statements()
+            await scrape(exporter)
+            one = statements() - before
+            await asyncio.sleep(window)
+            before = statements()
+            await scrape(exporter)
+            await scrape(exporter)
+            return one, statements() - before
+        finally:
+            await exporter.close()
+
+    try:
+        one, two = await cost("2")
+        assert one >= 5  # pg_up's probe and the TTL-0 entries ran again after the window
+        assert two == one
+        one, two = await cost("0")
+        assert two == 2 * one
+    finally:
+        with pg_connect(postgres) as conn:
+            conn.execute(f"DROP ROLE {role}")
