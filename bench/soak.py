@@ -283,6 +283,8 @@ async def run_soak(
                 "REDIS_TIMEOUT": "1", "REDIS_SLOWLOG_INTERVAL": "1s",
                 "REDIS_POSTURE_INTERVAL": "2s", "REDIS_KEY_CENSUS_INTERVAL": "2s",
                 "TMI_EXPORTER_EXTRA_QUERIES_FILES": str(queries),
+                # Every scrape reaches the servers, so that each fault meets a query at once.
+                "TMI_EXPORTER_MIN_TTL": "0",
             }
             if rd.password:
                 env["REDIS_PASSWORD"] = rd.password
