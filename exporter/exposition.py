@@ -1,7 +1,8 @@
 """Samples to Prometheus text format 0.0.4, rendered once per collection.
 
-Collectors hand over `Family` objects; the cache keeps the rendered bytes of each collector as a
-`Block`, so a scrape only concatenates bytes that were rendered when the data last changed.
+Collectors hand over `Family` objects; the cache keeps the rendered (gzip-compressed) bytes of
+each collector as a `Block`, so a scrape only concatenates bytes that were rendered when the data
+last changed.
 The writer is deliberately small (like client_python's): the only subtle part is escaping.
 """
 
