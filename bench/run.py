@@ -557,7 +557,12 @@ class Bench:
 
     # --- targets ---------------------------------------------------------------------------
 
-    def ours(self, name: str, *, postgres: bool, redis_: bool, fresh: bool = False) -> Target:
+    def ours(
+        self, name: str, *, postgres: bool, redis_: bool, fresh: bool = False, shared: bool = False
+    ) -> Target:
+        """Our exporter. Unless `shared`, with min_ttl 0: every scrape runs the TTL-0 queries
+        as a scrape at a real interval does, instead of reusing what a scrape a moment ago
+        collected (the default 1 s window is measured where it matters, in the interval phase)."""
         port = free_port()
         env = {
             "TMI_EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
@@ -565,6 +570,8 @@ class Bench:
             "TMI_EXPORTER_LOG_LEVEL": "warning",
             "PYTHONPATH": str(OURS_FROM),
         }
+        if not shared:
+            env["TMI_EXPORTER_MIN_TTL"] = "0"
         if postgres:
             assert self.pg is not None
             env |= {
@@ -782,45 +789,68 @@ class Bench:
             "max_ms": max(seconds) * 1000,
         }
 
+    def twin(self, target: Target, n: int) -> Target:
+        """Another instance of `target` on its own port, connecting as its own role (so that
+        its statements are counted apart)."""
+        assert target.role is not None and self.pg is not None
+        role, port = f"{target.role}_{n}", free_port()
+        data.create_monitoring_role(self.pg.dsn(), role)
+        old_addr, new_addr = f"127.0.0.1:{target.port}", f"127.0.0.1:{port}"
+
+        def swap(text: str) -> str:
+            if text == str(target.port):
+                return str(port)
+            text = text.replace(old_addr, new_addr)
+            return text.replace(f"postgresql://{target.role}@", f"postgresql://{role}@")
+
+        env = {k: (role if v == target.role else swap(v)) for k, v in target.env.items()}
+        return replace(
+            target, command=[swap(a) for a in target.command], env=env, port=port, role=role
+        )
+
     def interval_phase(self, targets: list[Target], scrapers: tuple[int, ...] = (1, 2)) -> dict:
-        """Scrape every `interval` seconds (targets staggered within it) and count each one's
-        PostgreSQL statements over `intervals` intervals, for each number of scrapers."""
+        """Scrape every `interval` seconds and count each exporter's PostgreSQL statements
+        over `intervals` intervals, for each number of scrapers. Each number of scrapers gets
+        its own instance of the exporter, all started together and scraped in staggered slots
+        of the same intervals: their cached results expire at the same ticks, so the counts
+        differ only by the number of scrapers (one instance measured twice in a row would see
+        different TTLs expire in each window)."""
         p = self.preset
+        instances = [
+            (t, count, t if i == 0 else self.twin(t, count))
+            for t in targets
+            for i, count in enumerate(scrapers)
+        ]
         out: dict[str, dict[str, Any]] = {t.name: {} for t in targets}
         with contextlib.ExitStack() as stack:
-            procs = [stack.enter_context(self.running(t)) for t in targets]
-            offset = p.interval / len(targets)
+            procs = [stack.enter_context(self.running(inst)) for _, _, inst in instances]
+            offset = p.interval / len(instances)
             t0 = time.monotonic()
-            tick = 0
 
-            def at(i: int) -> None:  # sleep until target i's slot of the current tick
+            def at(tick: int, i: int) -> None:  # sleep until instance i's slot of the tick
                 delay = t0 + tick * p.interval + i * offset - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
 
-            # tick 0: first scrape (cold), not counted
-            for i, t in enumerate(targets):
-                at(i)
-                Scraper(t.port).scrape()
-            for count in scrapers:
-                clients = [[Scraper(t.port) for _ in range(count)] for t in targets]
-                before = [self.calls(t.role) for t in targets]
-                seconds: list[list[float]] = [[] for _ in targets]
-                for _ in range(p.intervals):
-                    tick += 1
-                    for i in range(len(targets)):
-                        at(i)
-                        seconds[i] += [r.seconds for r in scrape_together(clients[i])]
-                for i, t in enumerate(targets):
-                    after = self.calls(t.role)
-                    out[t.name][f"scrapers_{count}"] = {
-                        "statements_per_interval": (after - before[i]) / p.intervals,
-                        "p50_ms": statistics.median(seconds[i]) * 1000,
-                        "max_ms": max(seconds[i]) * 1000,
-                        "rss_peak_mb": procs[i].rss.peak / 2**20,
-                    }
-                    for c in clients[i]:
-                        c.close()
+            clients = [[Scraper(inst.port) for _ in range(count)] for _, count, inst in instances]
+            for i in range(len(instances)):  # tick 0: the first scrape (cold), not counted
+                at(0, i)
+                scrape_together(clients[i][:1])
+            before = [self.calls(inst.role) for _, _, inst in instances]
+            seconds: list[list[float]] = [[] for _ in instances]
+            for tick in range(1, p.intervals + 1):
+                for i in range(len(instances)):
+                    at(tick, i)
+                    seconds[i] += [r.seconds for r in scrape_together(clients[i])]
+            for i, (target, count, inst) in enumerate(instances):
+                out[target.name][f"scrapers_{count}"] = {
+                    "statements_per_interval": (self.calls(inst.role) - before[i]) / p.intervals,
+                    "p50_ms": statistics.median(seconds[i]) * 1000,
+                    "max_ms": max(seconds[i]) * 1000,
+                    "rss_peak_mb": procs[i].rss.peak / 2**20,
+                }
+                for c in clients[i]:
+                    c.close()
         return out
 
 
@@ -967,9 +997,11 @@ def report(results: dict) -> str:
         f"({p['slow_scrapes']} for targets needing seconds per scrape), keep-alive, "
         f"Prometheus headers (`Accept-Encoding: gzip`, "
         f"`X-Prometheus-Scrape-Timeout-Seconds: {SCRAPE_TIMEOUT:g}`); each exporter measured "
-        f"alone. Statements per interval: scraped every {p['interval']:g} s over "
-        f"{p['intervals']} intervals, ours and postgres_exporter side by side, counted per role "
-        "in pg_stat_statements.",
+        f"alone; ours with min_ttl 0, so that every scrape runs its TTL-0 queries as a scrape "
+        f"at a real interval does. Statements per interval: scraped every {p['interval']:g} s "
+        f"over {p['intervals']} intervals, ours (default settings) and postgres_exporter side by "
+        "side, one instance per number of scrapers, all started together, each counted by its "
+        "own role in pg_stat_statements.",
         "",
         f"Machine: {env['cpus']} CPUs, {env['memory_gb']:.0f} GB, {env['platform']}; "
         f"PostgreSQL {env['postgres']}, Redis {env['redis']}; {env['postgres_exporter']}; "
@@ -1127,7 +1159,10 @@ def run_comparison(
                 log(f"  FAILED: {exc}")
                 results["targets"][key] = {"name": target.name, "error": str(exc)}
         log(f"statements per interval ({preset.interval:g} s, {preset.intervals} intervals)")
-        interval_targets = [targets["ours_pg"], targets["postgres_exporter"]]
+        interval_targets = [
+            bench.ours("ours", postgres=True, redis_=False, shared=True),
+            targets["postgres_exporter"],
+        ]
         results["interval"] = bench.interval_phase(interval_targets)
         results |= {
             "preset": asdict(preset),
@@ -1166,7 +1201,7 @@ def run_scaling(preset: Preset, log: Callable[[str], None] = print) -> dict[str,
             # where the server's time goes when every query runs (what grows with tables)
             fresh["top_statements"] = data.top_statements(bench.pg.dsn(), OURS_ROLE)
             interval = bench.interval_phase(
-                [bench.ours("ours", postgres=True, redis_=False)], scrapers=(1,)
+                [bench.ours("ours", postgres=True, redis_=False, shared=True)], scrapers=(1,)
             )
             levels.append({
                 "tables": tables,

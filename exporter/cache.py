@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 Collect = Callable[[], Awaitable[list[Family]]]
 FIRST_BACKGROUND_WAIT = 2.0  # seconds
 RETRY_SECONDS = 5.0  # a background collector without a result tries again this soon
+# A result counts as stale this share of its TTL early: a scrape due a moment before the TTL ends
+# (scrape jitter) then collects afresh, so a TTL of two scrape intervals refreshes every second
+# scrape rather than every third.
+EARLY_REFRESH = 0.05
 Fallback = Callable[[], list[Family]]
 
 
@@ -103,7 +107,7 @@ class CachedCollector:
             while time.monotonic() < until and self._collected_at == float("-inf"):
                 await asyncio.sleep(0.02)
             return self._block
-        if self._block is not None and now - self._collected_at < self.ttl:
+        if self._block is not None and now - self._collected_at < self.ttl * (1 - EARLY_REFRESH):
             return self._block
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._refresh(), name=f"collect {self.name}")
@@ -169,7 +173,7 @@ class CachedCollector:
             families = self._fallback()
         self.duration = time.monotonic() - started
         self._block = Block(families) if families is not None else None
-        self._collected_at = time.monotonic()
+        self._collected_at = started  # the data is as old as the moment it was asked for
         if families is not None and error is None:
             self.last_success = time.time()
         del families  # before trimming: the block holds all that is still needed

@@ -39,6 +39,17 @@ async def test_ttl_zero_collects_every_time() -> None:
     assert len(calls) == 2 and b"x 2" in block.text
 
 
+async def test_ttl_counts_from_when_the_data_was_asked_for() -> None:
+    """A TTL of two scrape intervals refreshes on every second scrape: the age counts from the
+    start of the collection (not its end), and a scrape due a moment early still refreshes."""
+    collector, calls = counting_collector(ttl=1.0, delay=0.3)
+    await collector.block(deadline(2))
+    # The next scrape comes 0.97 s after the first one started (0.67 s after it ended).
+    await asyncio.sleep(max(0.0, calls[0] + 0.97 - time.monotonic()))
+    block = await collector.block(deadline(2))
+    assert len(calls) == 2 and b"x 2" in block.text
+
+
 async def test_concurrent_scrapes_share_one_collection() -> None:
     collector, calls = counting_collector(delay=0.2)
     blocks = await asyncio.gather(*(collector.block(deadline(2)) for _ in range(10)))
@@ -51,10 +62,11 @@ async def test_deadline_serves_previous_result_and_counts_the_miss() -> None:
     collector.ttl = 0  # first run: no previous result, the scrape waits for it
     first = await collector.block(deadline(2))
     assert b"x 1" in first.text
+    asked = time.monotonic()
     served = await collector.block(deadline(0.05))  # stale, and the new run takes 0.5 s
     assert served is first and collector.deadline_misses_total == 1
     await asyncio.sleep(0.6)  # the collection went on in the background and landed
-    assert len(calls) == 2 and collector.age() < 0.3
+    assert len(calls) == 2 and collector.age() <= time.monotonic() - asked
     collector.ttl = 60
     assert b"x 2" in (await collector.block(deadline(0))).text
 
