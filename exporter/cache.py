@@ -21,7 +21,7 @@ from exporter.memory import LARGE_RESULT_BYTES, release_freed_memory
 log = logging.getLogger(__name__)
 
 Collect = Callable[[], Awaitable[list[Family]]]
-FIRST_BACKGROUND_WAIT = 2.0  # seconds
+FIRST_BACKGROUND_WAIT = 0.5  # seconds: time enough for a census of thousands of keys
 RETRY_SECONDS = 5.0  # a background collector without a result tries again this soon
 # A result counts as stale this share of its TTL early: a scrape due a moment before the TTL ends
 # (scrape jitter) then collects afresh, so a TTL of two scrape intervals refreshes every second
