@@ -20,6 +20,7 @@ from aiohttp import web
 from exporter import __version__
 from exporter.config import Settings
 from exporter.exposition import CONTENT_TYPE, Block
+from exporter.memory import freeze_startup_objects
 from exporter.runtime import Runtime
 from exporter.scrape import Exporter
 from exporter.webconfig import BasicAuth, WebConfig
@@ -175,6 +176,7 @@ async def serve(
             runner, settings.listen_address, settings.listen_port, ssl_context=ssl_context
         )
         await site.start()
+        freeze_startup_objects()
         scheme = "https" if ssl_context else "http"
         log.info(
             "serving on %s://%s:%d/metrics for %s",

@@ -33,6 +33,7 @@ from tests.conftest import (
     REQUIRED_MAJORS,
     Scrape,
     _binaries,
+    eventually,
     make_exporter,
     pg_connect,
     pg_env,
@@ -86,12 +87,9 @@ def errors(result: Scrape) -> dict[str, float]:
 async def scrape_until(exporter: Exporter, ok: Any, attempts: int = 120,
                        pause: float = 0.25) -> Scrape:
     """Scrape until `ok(result)` holds (a bounded poll: reconnecting waits out its backoff)."""
-    for _ in range(attempts):
-        result = await scrape(exporter)
-        if ok(result):
-            return result
-        await asyncio.sleep(pause)
-    raise AssertionError(f"condition never held; last scrape:\n{result.text[:3000]}")
+    result = await eventually(lambda: scrape(exporter), ok, attempts, pause)
+    assert ok(result), f"condition never held; last scrape:\n{result.text[:3000]}"
+    return result
 
 
 async def wait_for(condition: Any, attempts: int = 100, pause: float = 0.2) -> None:

@@ -3,7 +3,6 @@ in the guide's patterns with exact counts and nothing of ours in a 5 ms SLOWLOG.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Iterator
 
@@ -12,7 +11,7 @@ import redis
 
 from exporter.keygroups import classify, glob_regex, parse_key_groups, without_census_lookups
 from exporter.local_servers import LocalRedis
-from tests.conftest import Scrape, make_exporter, redis_env, scrape
+from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
 
 KEYS = [
     "session:alice:1", "session:bob:2", "session", "sessions:x", "cache:threat_model:9",
@@ -113,12 +112,12 @@ async def test_census_of_50k_keys_is_exact_and_never_slow(
         for it beyond a short first moment)."""
         exporter = make_exporter(env)
         try:
-            for _ in range(1200):
-                result = await scrape(exporter)
-                if result.series("redis_key_census_last_finished_timestamp_seconds"):
-                    return result
-                await asyncio.sleep(0.1)
-            raise AssertionError("the key census did not finish within 120 s")
+            finished = "redis_key_census_last_finished_timestamp_seconds"
+            result = await eventually(
+                lambda: scrape(exporter), lambda r: bool(r.series(finished)), 1200, 0.1
+            )
+            assert result.series(finished), "the key census did not finish within 120 s"
+            return result
         finally:
             await exporter.close()
 
