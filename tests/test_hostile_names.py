@@ -15,7 +15,16 @@ import redis
 from psycopg import sql
 
 from exporter.local_servers import LocalPostgres, LocalRedis
-from tests.conftest import Scrape, make_exporter, pg_connect, pg_env, redis_env, scrape, scrape_once
+from tests.conftest import (
+    Scrape,
+    eventually,
+    make_exporter,
+    pg_connect,
+    pg_env,
+    redis_env,
+    scrape,
+    scrape_once,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -227,7 +236,10 @@ async def test_hostile_key_groups_and_keys_are_counted(tmp_path: Any) -> None:
         # A list, not a comma-separated string: one glob has a comma in it.
         exporter = make_exporter(redis_env(server), {"redis.key_groups": groups})
         try:
-            result = await scrape(exporter, timeout=30)  # a small census lands in the first 0.5 s
+            result = await eventually(  # the census runs in the background
+                lambda: scrape(exporter, timeout=30),
+                lambda r: bool(r.series("redis_key_census_last_finished_timestamp_seconds")),
+            )
         finally:
             await exporter.close()
     for name, (_, keys) in KEY_GROUPS.items():

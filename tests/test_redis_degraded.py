@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from exporter.local_servers import LocalRedis, free_port
-from tests.conftest import Scrape, make_exporter, redis_env, scrape
+from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,8 @@ async def test_refused_info_keys_and_memory_degrade_without_leaking(
     env = {"REDIS_HOST": acl_redis.host, "REDIS_PORT": str(acl_redis.port),
            "REDIS_USERNAME": "narrow", "REDIS_PASSWORD": "narrow-pw",
            "REDIS_KEY_CENSUS_INTERVAL": "50ms", "REDIS_SLOWLOG_INTERVAL": "20ms"}
-    results = await scrapes(env, count=4, pause=0.1)
+    # Scrapes over ~3 s: the background census fails on its own schedule, whatever the load.
+    results = await scrapes(env, count=10, pause=0.3)
     last = results[-1]
     assert last.value("redis_up") == 1
     assert last.series("redis_memory_used_bytes") == []
@@ -228,7 +229,10 @@ async def test_a_failed_census_serves_the_previous_one(
            "REDIS_KEY_CENSUS_INTERVAL": "20ms"}
     exporter = make_exporter(env)
     try:
-        first = await scrape(exporter)
+        first = await eventually(  # the first census, made in the background
+            lambda: scrape(exporter),
+            lambda r: bool(r.series("redis_key_census_last_finished_timestamp_seconds")),
+        )
         admin.execute_command("ACL", "SETUSER", "census", "-pexpiretime")
         for _ in range(100):
             await asyncio.sleep(0.05)
