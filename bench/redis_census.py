@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bench.data import fill_redis  # noqa: E402
+from exporter.cache import FIRST_BACKGROUND_WAIT  # noqa: E402
 from exporter.local_servers import LocalRedis, free_port  # noqa: E402
 
 GROUPS = ("session", "cache", "auth", "rate_limit", "lock")
@@ -374,8 +375,8 @@ def report(keys: int, fill_seconds: float, ours: dict[str, Any], peers: list[dic
         + ".",
         f"- Scrapes of ours before the first census had finished ({len(first)}): "
         f"p50 {_ms(percentile(first, 0.5))}, max {_ms(max(first) if first else float('nan'))}: "
-        "only the scrape that starts the census waits for it, at most 2 s (cache.py); the "
-        "others serve what there is and never wait.",
+        "only the scrape that starts the census waits for it, at most "
+        f"{FIRST_BACKGROUND_WAIT:g} s (cache.py); the others serve what there is and never wait.",
         f"- The census' TTL lookups count as keyspace hits on the server ({ours['hits_server']:,} "
         f"after our run); ours exports {ours['hits_exported']:,.0f} hits because it subtracts "
         "its own PEXPIRETIME calls.",

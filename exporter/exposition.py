@@ -75,15 +75,14 @@ def _format_labels(labels: Labels) -> str:
     return "{" + inner + "}"
 
 
-def render_family(fam: Family, label_text: dict[Labels, str] | None = None) -> bytes:
+def render_family(fam: Family, label_text: dict[Labels, str]) -> bytes:
     """One family in text format. `label_text` caches the formatted label sets: the rows of a
     query share one label tuple across all their metrics, so each is escaped only once."""
-    cache = {} if label_text is None else label_text
     lines = [f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} {fam.type}\n"]
     for labels, value in fam.samples.items():
-        text = cache.get(labels)
+        text = label_text.get(labels)
         if text is None:
-            text = cache[labels] = _format_labels(labels)
+            text = label_text[labels] = _format_labels(labels)
         lines.append(f"{fam.name}{text} {format_value(float(value))}\n")
     return "".join(lines).encode()
 

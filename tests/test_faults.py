@@ -29,7 +29,6 @@ from exporter.backoff import backoff
 from exporter.local_servers import LocalPostgres, LocalRedis
 from exporter.scrape import Exporter
 from tests.conftest import (
-    FRESH,
     REQUIRED_MAJORS,
     Scrape,
     _binaries,
@@ -50,8 +49,8 @@ from tests.faultkit import (
 pytestmark = pytest.mark.integration
 
 ERRORS = "tmi_db_exporter_collector_errors_total"
-PG_FAST = {"POSTGRES_CONNECT_TIMEOUT": "2"} | FRESH
-REDIS_FAST = {"REDIS_TIMEOUT": "1"} | FRESH
+PG_FAST = {"POSTGRES_CONNECT_TIMEOUT": "2"}
+REDIS_FAST = {"REDIS_TIMEOUT": "1"}
 
 
 @pytest.fixture
