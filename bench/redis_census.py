@@ -7,7 +7,7 @@ One throwaway redis-server (`slowlog-log-slower-than 5000`: every command of 5 m
 logged, with the name of the client that sent it) is filled with keys in the operations guide's
 patterns by `bench.data.fill_redis` (5% without TTL). Then, one after the other:
 
-- ours: `python -m exporter run` with the default census settings, scraped once a second the
+- ours: `python -m tmi_db_exporter run` with the default census settings, scraped once a second the
   way Prometheus does it (`X-Prometheus-Scrape-Timeout-Seconds: 10`) through two censuses: the
   first after the start (scrapes wait for it up to their deadline, see below) and the next one
   (scrapes serve the previous census meanwhile);
@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bench.data import fill_redis  # noqa: E402
-from exporter.cache import FIRST_BACKGROUND_WAIT  # noqa: E402
-from exporter.local_servers import LocalRedis, free_port  # noqa: E402
+from tmi_db_exporter.core.cache import FIRST_BACKGROUND_WAIT  # noqa: E402
+from tmi_db_exporter.demo.servers import LocalRedis, free_port  # noqa: E402
 
 GROUPS = ("session", "cache", "auth", "rate_limit", "lock")
 PEER_KEY_GROUPS = "^(session):,^(cache):,^(auth):token:,^(rate_limit):user:,^(lock):"
@@ -218,7 +218,7 @@ def run_ours(server: LocalRedis, r: redis.Redis) -> dict[str, Any]:
     }
     reset_server_stats(r)
     cpu_before = server_cpu(r)
-    process = subprocess.Popen([sys.executable, "-m", "exporter", "run"], cwd=ROOT, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "tmi_db_exporter", "run"], cwd=ROOT, env=env)
     try:
         wait_http(port, process)
         first: list[float] = []

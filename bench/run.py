@@ -5,9 +5,9 @@
     python bench/run.py --preset small        # a quick look, results under bench/results/tmp/
     python bench/run.py --scaling             # our exporter at 2k, 10k and 20k tables
 
-One run starts a throwaway PostgreSQL 15 and Redis (exporter.local_servers), loads the reference
-data (bench/data.py), then measures each exporter alone on those servers, one after the other,
-so that none steals the two CPUs from another:
+One run starts a throwaway PostgreSQL 15 and Redis (tmi_db_exporter.demo.servers), loads the
+reference data (bench/data.py), then measures each exporter alone on those servers, one after the
+other, so that none steals the two CPUs from another:
 
 - ours with PostgreSQL only, ours with PostgreSQL only and every TTL at 0 (each scrape collects
   afresh), prometheus-postgres-exporter with the example queries its Debian package ships
@@ -59,7 +59,7 @@ import redis  # noqa: E402
 import yaml  # noqa: E402
 
 from bench import data  # noqa: E402
-from exporter.local_servers import (  # noqa: E402
+from tmi_db_exporter.demo.servers import (  # noqa: E402
     LocalPostgres,
     LocalRedis,
     find_postgres_binaries,
@@ -478,13 +478,19 @@ def _git_revision() -> str:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(OURS_FROM), "status", "--porcelain", "--", "exporter",
+            ["git", "-C", str(OURS_FROM), "status", "--porcelain", "--", _package(),
              "queries.yaml"],
             capture_output=True, text=True, timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
-    return rev + (" + uncommitted changes to exporter/" if dirty else "")
+    return rev + (f" + uncommitted changes to {_package()}/" if dirty else "")
+
+
+def _package() -> str:
+    """Our package's name in OURS_FROM (checkouts from before the layout change call it
+    `exporter`)."""
+    return "tmi_db_exporter" if (OURS_FROM / "tmi_db_exporter").is_dir() else "exporter"
 
 
 def missing_peers() -> list[str]:
@@ -593,7 +599,7 @@ class Bench:
         return Target(
             name,
             "postgres" if postgres else "redis",
-            [sys.executable, "-m", "exporter", "run"],
+            [sys.executable, "-m", _package(), "run"],
             env,
             port,
             role=OURS_ROLE if postgres else None,
@@ -1267,7 +1273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.ours_from:
         OURS_FROM = args.ours_from.resolve()
-        if not (OURS_FROM / "exporter" / "__main__.py").exists():
+        if not (OURS_FROM / _package() / "__main__.py").exists():
             print(f"--ours-from {OURS_FROM}: no exporter package there", file=sys.stderr)
             return 2
     preset = PRESETS[args.preset]

@@ -52,9 +52,6 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 import redis.asyncio.connection  # noqa: E402
 
-from exporter.config import load_settings  # noqa: E402
-from exporter.local_servers import LocalPostgres, LocalRedis, find_postgres_binaries  # noqa: E402
-from exporter.scrape import Exporter, load_specs  # noqa: E402
 from tests.conftest import Scrape  # noqa: E402
 from tests.faultkit import (  # noqa: E402
     APPLICATION_NAME,
@@ -64,6 +61,9 @@ from tests.faultkit import (  # noqa: E402
     redis_exporter_clients,
     rss_bytes,
 )
+from tmi_db_exporter.app.target import Exporter, load_specs  # noqa: E402
+from tmi_db_exporter.config.settings import load_settings  # noqa: E402
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries  # noqa: E402
 
 SCRAPE_TIMEOUT = 5.0
 RECOVERY_LIMIT = 60.0  # seconds a cycle may take to be seen recovered before it counts failed

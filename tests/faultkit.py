@@ -29,7 +29,7 @@ import psutil
 import psycopg
 import redis
 
-from exporter.local_servers import LocalPostgres, LocalRedis
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 APPLICATION_NAME = "tmi-db-exporter"
 

@@ -19,12 +19,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.cli import main as cli_main
-from exporter.config import load_settings, setting_infos
-from exporter.local_servers import LocalPostgres
-from exporter.queries import default_queries_path, load_queries
-from exporter.yamlfile import MAX_DEPTH, MAX_FILE_BYTES, ConfigError, parse_yaml
 from tests.conftest import make_exporter, pg_env, scrape
+from tmi_db_exporter.cli import main as cli_main
+from tmi_db_exporter.config.settings import load_settings, setting_infos
+from tmi_db_exporter.config.yamlfile import MAX_DEPTH, MAX_FILE_BYTES, ConfigError, parse_yaml
+from tmi_db_exporter.demo.servers import LocalPostgres
+from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("TMI_TEST_HYPOTHESIS_EXAMPLES", "300"))
@@ -208,7 +208,7 @@ def test_config_mistakes_name_the_file(tmp_path: Path, text: str) -> None:
 
 def check_config(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", *args],
+        [sys.executable, "-m", "tmi_db_exporter", "check-config", *args],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )

@@ -3,8 +3,9 @@
 import asyncio
 import time
 
-from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
-from exporter.exposition import Family
+from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.contract import PartialFailure, Skipped, Unavailable
+from tmi_db_exporter.core.exposition import Family
 
 
 def counting_collector(ttl: float = 0.0, delay: float = 0.0, timeout: float = 5.0):
@@ -26,16 +27,16 @@ def deadline(seconds: float) -> float:
 
 async def test_result_younger_than_ttl_is_reused() -> None:
     collector, calls = counting_collector(ttl=60)
-    first = await collector.block(deadline(1))
-    second = await collector.block(deadline(1))
+    first = await collector.result(deadline(1))
+    second = await collector.result(deadline(1))
     assert first is second and len(calls) == 1
     assert b"x 1" in first.text
 
 
 async def test_ttl_zero_collects_every_time() -> None:
     collector, calls = counting_collector(ttl=0)
-    await collector.block(deadline(1))
-    block = await collector.block(deadline(1))
+    await collector.result(deadline(1))
+    block = await collector.result(deadline(1))
     assert len(calls) == 2 and b"x 2" in block.text
 
 
@@ -43,16 +44,16 @@ async def test_ttl_counts_from_when_the_data_was_asked_for() -> None:
     """A TTL of two scrape intervals refreshes on every second scrape: the age counts from the
     start of the collection (not its end), and a scrape due a moment early still refreshes."""
     collector, calls = counting_collector(ttl=1.0, delay=0.3)
-    await collector.block(deadline(2))
+    await collector.result(deadline(2))
     # The next scrape comes 0.97 s after the first one started (0.67 s after it ended).
     await asyncio.sleep(max(0.0, calls[0] + 0.97 - time.monotonic()))
-    block = await collector.block(deadline(2))
+    block = await collector.result(deadline(2))
     assert len(calls) == 2 and b"x 2" in block.text
 
 
 async def test_concurrent_scrapes_share_one_collection() -> None:
     collector, calls = counting_collector(delay=0.2)
-    blocks = await asyncio.gather(*(collector.block(deadline(2)) for _ in range(10)))
+    blocks = await asyncio.gather(*(collector.result(deadline(2)) for _ in range(10)))
     assert len(calls) == 1
     assert all(b is blocks[0] for b in blocks)
 
@@ -60,15 +61,15 @@ async def test_concurrent_scrapes_share_one_collection() -> None:
 async def test_deadline_serves_previous_result_and_counts_the_miss() -> None:
     collector, calls = counting_collector(ttl=0.3, delay=0.5)
     collector.ttl = 0  # first run: no previous result, the scrape waits for it
-    first = await collector.block(deadline(2))
+    first = await collector.result(deadline(2))
     assert b"x 1" in first.text
     asked = time.monotonic()
-    served = await collector.block(deadline(0.05))  # stale, and the new run takes 0.5 s
+    served = await collector.result(deadline(0.05))  # stale, and the new run takes 0.5 s
     assert served is first and collector.deadline_misses_total == 1
     await asyncio.sleep(0.6)  # the collection went on in the background and landed
     assert len(calls) == 2 and collector.age() <= time.monotonic() - asked
     collector.ttl = 60
-    assert b"x 2" in (await collector.block(deadline(0))).text
+    assert b"x 2" in (await collector.result(deadline(0))).text
 
 
 async def test_failure_counts_logs_once_and_drops_the_result(caplog) -> None:
@@ -81,17 +82,17 @@ async def test_failure_counts_logs_once_and_drops_the_result(caplog) -> None:
 
     collector = CachedCollector("broken", collect, ttl=0, timeout=1)
     for _ in range(3):
-        assert await collector.block(deadline(1)) is None
+        assert await collector.result(deadline(1)) is None
     assert collector.errors_total == 3
     assert sum("relation does not exist" in r.message for r in caplog.records) == 1
     fail = False
-    assert await collector.block(deadline(1)) is not None
+    assert await collector.result(deadline(1)) is not None
     assert collector.last_error is None and collector.last_success > 0
 
 
 async def test_timeout_is_an_error() -> None:
     collector, _ = counting_collector(delay=1.0, timeout=0.1)
-    assert await collector.block(deadline(2)) is None
+    assert await collector.result(deadline(2)) is None
     assert collector.errors_total == 1 and "timed out" in collector.last_error
 
 
@@ -110,10 +111,10 @@ async def test_unavailable_skipped_and_partial() -> None:
     c_down = CachedCollector("down", down, 0, 1)
     c_skip = CachedCollector("skip", skipped, 0, 1)
     c_part = CachedCollector("part", partial, 0, 1)
-    assert await c_down.block(deadline(1)) is None and c_down.errors_total == 0
-    assert await c_skip.block(deadline(1)) is None and c_skip.errors_total == 0
+    assert await c_down.result(deadline(1)) is None and c_down.errors_total == 0
+    assert await c_skip.result(deadline(1)) is None and c_skip.errors_total == 0
     assert c_skip.skipped == "extension pg_stat_statements is not installed"
-    block = await c_part.block(deadline(1))
+    block = await c_part.result(deadline(1))
     assert block is not None and b"p 7" in block.text and c_part.errors_total == 1
 
 
@@ -121,12 +122,12 @@ async def test_background_collector_runs_on_its_own_and_scrapes_only_read() -> N
     collector, calls = counting_collector(ttl=0.2, delay=0.05)
     collector.background = True
     try:
-        first = await collector.block(deadline(2))  # waits for the first run only
+        first = await collector.result(deadline(2))  # waits for the first run only
         assert first is not None and len(calls) == 1
-        assert await collector.block(deadline(0)) is first  # a scrape never starts work
+        assert await collector.result(deadline(0)) is first  # a scrape never starts work
         await asyncio.sleep(0.5)
         assert len(calls) >= 2  # it went on by itself, every ttl seconds
-        assert b"x 1" not in (await collector.block(deadline(0))).text
+        assert b"x 1" not in (await collector.result(deadline(0))).text
     finally:
         await collector.close()
     settled = len(calls)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import DEFAULT_PORT, load_settings, redact_url, setting_infos
-from exporter.yamlfile import ConfigError
+from tmi_db_exporter.config.settings import DEFAULT_PORT, load_settings, redact_url, setting_infos
+from tmi_db_exporter.config.yamlfile import ConfigError
 
 
 def test_guide_environment_names_are_understood() -> None:

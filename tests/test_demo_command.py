@@ -13,9 +13,9 @@ import urllib.request
 import psutil
 import pytest
 
-from exporter.local_servers import free_port
-from exporter.queries import default_queries_path, load_queries
 from tests.conftest import Scrape
+from tmi_db_exporter.demo.servers import free_port
+from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def _missing_values(result: Scrape) -> list[str]:
 def test_demo_serves_every_query_and_cleans_up_on_ctrl_c() -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "demo", "--listen-port", str(port)],
+        [sys.executable, "-m", "tmi_db_exporter", "demo", "--listen-port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

@@ -1,4 +1,4 @@
-"""Tests for exporter.demo: real throwaway servers, TMI-shaped data, load, and cleanup."""
+"""Tests for the demo environment: real throwaway servers, TMI-shaped data, load, cleanup."""
 
 import asyncio
 import re
@@ -9,7 +9,8 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from exporter.demo import (
+from tests.conftest import pid_alive
+from tmi_db_exporter.demo.environment import (
     CACHE_ENTITY_TYPES,
     MIGRATION_VERSION,
     DemoEnvironment,
@@ -19,7 +20,6 @@ from exporter.demo import (
     seed_row_counts,
     with_dbname,
 )
-from tests.conftest import pid_alive
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 KEY_PATTERNS = {

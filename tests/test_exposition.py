@@ -5,7 +5,7 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Block, Family, format_value
+from tmi_db_exporter.core.exposition import Block, Family, format_value
 
 
 def render(families: list[Family]) -> str:

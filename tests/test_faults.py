@@ -24,10 +24,6 @@ import psycopg
 import pytest
 import redis
 
-from exporter import backoff as backoff_module
-from exporter.backoff import backoff
-from exporter.local_servers import LocalPostgres, LocalRedis
-from exporter.scrape import Exporter
 from tests.conftest import (
     REQUIRED_MAJORS,
     Scrape,
@@ -45,6 +41,10 @@ from tests.faultkit import (
     pg_exporter_pids,
     redis_exporter_clients,
 )
+from tmi_db_exporter.app.target import Exporter
+from tmi_db_exporter.core import reachability as backoff_module
+from tmi_db_exporter.core.reachability import backoff
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ import pytest
 import redis
 from psycopg import sql
 
-from exporter.local_servers import LocalPostgres, LocalRedis
 from tests.conftest import (
     Scrape,
     eventually,
@@ -25,6 +24,7 @@ from tests.conftest import (
     scrape,
     scrape_once,
 )
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 pytestmark = pytest.mark.integration
 

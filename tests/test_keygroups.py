@@ -9,9 +9,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from exporter.keygroups import classify, glob_regex, parse_key_groups, without_census_lookups
-from exporter.local_servers import LocalRedis
 from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
+from tmi_db_exporter.demo.servers import LocalRedis
+from tmi_db_exporter.sources.redis.census import (
+    classify,
+    glob_regex,
+    parse_key_groups,
+    without_census_lookups,
+)
 
 KEYS = [
     "session:alice:1", "session:bob:2", "session", "sessions:x", "cache:threat_model:9",

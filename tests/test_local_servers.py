@@ -1,4 +1,4 @@
-"""Tests for exporter.local_servers: real PostgreSQL and Redis processes, no mocks."""
+"""Tests for tmi_db_exporter.demo.servers: real PostgreSQL and Redis processes, no mocks."""
 
 import json
 import os
@@ -11,13 +11,13 @@ import psycopg
 import pytest
 import redis
 
-from exporter.local_servers import (
+from tests.conftest import pid_alive
+from tmi_db_exporter.demo.servers import (
     LocalPostgres,
     LocalRedis,
     PostgresBinaries,
     find_postgres_binaries,
 )
-from tests.conftest import pid_alive
 
 PG_INSTALLS = find_postgres_binaries()
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def test_redis_start_failure_reports_log() -> None:
 def test_atexit_stops_forgotten_servers() -> None:
     script = (
         "import json\n"
-        "from exporter.local_servers import LocalPostgres, LocalRedis\n"
+        "from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis\n"
         "pg, rd = LocalPostgres().start(), LocalRedis().start()\n"
         "print(json.dumps([pg.pid, str(pg.base_dir), rd.pid, str(rd.base_dir)]))\n"
     )

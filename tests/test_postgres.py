@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from exporter.local_servers import LocalPostgres
 from tests.conftest import eventually, make_exporter, pg_connect, pg_env, scrape, scrape_once
+from tmi_db_exporter.demo.servers import LocalPostgres
 
 pytestmark = pytest.mark.integration
 

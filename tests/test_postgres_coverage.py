@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from exporter.local_servers import LocalPostgres
 from tests.conftest import (
     Scrape,
     eventually,
@@ -27,6 +26,7 @@ from tests.conftest import (
     scrape_once,
 )
 from tests.test_postgres import flush_stats
+from tmi_db_exporter.demo.servers import LocalPostgres
 
 pytestmark = pytest.mark.integration
 

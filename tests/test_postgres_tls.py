@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.local_servers import LocalPostgres
 from tests.certs import make_certs
 from tests.conftest import make_exporter, pg_connect, pg_env, scrape
+from tmi_db_exporter.demo.servers import LocalPostgres
 
 pytestmark = pytest.mark.integration
 

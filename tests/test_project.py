@@ -8,15 +8,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from exporter.catalog import refresh
-from exporter.config import DEFAULT_PORT
+from tmi_db_exporter.catalog import refresh
+from tmi_db_exporter.config.settings import DEFAULT_PORT
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
 def test_readme_generated_sections_are_current() -> None:
-    assert refresh(README) == README, "run: python -m exporter.catalog --write README.md"
+    assert refresh(README) == README, "run: python -m tmi_db_exporter.catalog --write README.md"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

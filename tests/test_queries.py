@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.queries import default_queries_path, load_queries
-from exporter.yamlfile import ConfigError
+from tmi_db_exporter.config.yamlfile import ConfigError
+from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries
 
 MINIMAL = """\
 pg_example:
@@ -107,7 +107,7 @@ def test_overlapping_variants_are_refused(tmp_path: Path) -> None:
 def test_check_config_command_prints_file_line_and_field(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.format(type="histogram"))
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--queries-file", str(path)],
+        [sys.executable, "-m", "tmi_db_exporter", "check-config", "--queries-file", str(path)],
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2
@@ -115,7 +115,7 @@ def test_check_config_command_prints_file_line_and_field(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
     good = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config"],
+        [sys.executable, "-m", "tmi_db_exporter", "check-config"],
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
     )
     assert good.returncode == 0, good.stderr

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from exporter.local_servers import LocalRedis
-from exporter.redis import parse_info, slowlog_command
 from tests.conftest import eventually, make_exporter, redis_env, scrape, scrape_once
+from tmi_db_exporter.demo.servers import LocalRedis
+from tmi_db_exporter.sources.redis.source import parse_info, slowlog_command
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from exporter.local_servers import LocalRedis, free_port
 from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
+from tmi_db_exporter.demo.servers import LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
 

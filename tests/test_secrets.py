@@ -2,7 +2,7 @@
 the landing page or `check-config` output, also when the password is wrong or the settings are.
 
 Real servers that require the passwords (PostgreSQL: SCRAM for the monitoring role via
-pg_hba.conf; Redis: requirepass), the exporter as a real process (`python -m exporter run`,
+pg_hba.conf; Redis: requirepass), the exporter as a real process (`python -m tmi_db_exporter run`,
 debug logging) scraped over HTTP on every endpoint, then everything it wrote is searched for
 the secrets, raw and URL-encoded.
 """
@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from exporter.local_servers import LocalPostgres, LocalRedis, free_port
 from tests.conftest import REQUIRED_MAJORS, Scrape, _binaries, pg_connect
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def config_with_probe_target(pg: LocalPostgres, tmp_path: Path) -> Path:
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tmi_db_exporter", *args], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env=env)
 
 
@@ -125,14 +125,14 @@ async def fetch_all(base: str) -> dict[str, tuple[int, str]]:
 
 
 class Running:
-    """`python -m exporter run` in the background; its output is kept for the search."""
+    """`python -m tmi_db_exporter run` in the background; its output is kept for the search."""
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         env = env | {"TMI_EXPORTER_LISTEN_ADDRESS": "127.0.0.1",
                      "TMI_EXPORTER_LISTEN_PORT": str(self.port)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "run", *args], cwd=ROOT, env=env,
+            [sys.executable, "-m", "tmi_db_exporter", "run", *args], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.base = f"http://127.0.0.1:{self.port}"

@@ -15,13 +15,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter.config import Settings, load_settings
-from exporter.local_servers import LocalPostgres, LocalRedis, free_port
-from exporter.runtime import Runtime
-from exporter.scrape import load_specs
-from exporter.server import serve
-from exporter.webconfig import WebConfig
 from tests.conftest import Scrape, eventually, pg_env, redis_env
+from tmi_db_exporter.app.runtime import Runtime
+from tmi_db_exporter.app.server import serve
+from tmi_db_exporter.app.target import load_specs
+from tmi_db_exporter.app.webconfig import WebConfig
+from tmi_db_exporter.config.settings import Settings, load_settings
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +140,7 @@ async def test_scrape_timeout_header_serves_what_is_ready(
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
+        [sys.executable, "-m", "tmi_db_exporter", *args],
         capture_output=True, text=True, timeout=60,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
     )

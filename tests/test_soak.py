@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bench.soak import STEADY, run_soak
-from exporter.local_servers import LocalPostgres, LocalRedis
 from tests.conftest import REQUIRED_MAJORS, _binaries
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 pytestmark = pytest.mark.integration
 

@@ -21,12 +21,12 @@ import bcrypt
 import psycopg
 import pytest
 
-from exporter.local_servers import LocalPostgres, LocalRedis, free_port
-from exporter.webconfig import load_web_config
-from exporter.yamlfile import ConfigError
 from tests.certs import make_certs
 from tests.conftest import Scrape, pg_env, redis_env
 from tests.test_server import running
+from tmi_db_exporter.app.webconfig import load_web_config
+from tmi_db_exporter.config.yamlfile import ConfigError
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_broken_web_config_is_reported_with_file_and_line(tmp_path: Path) -> Non
     assert f"{web}:1: tls_server_config: cannot load TLS files" in text
     assert "plain-text-password" not in text
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--web-config-file", str(web)],
+        [sys.executable, "-m", "tmi_db_exporter", "check-config", "--web-config-file", str(web)],
         capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -167,7 +167,7 @@ def _get(url: str, timeout: float = 10) -> tuple[int, str]:
 def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "run", "--listen-address", "127.0.0.1",
+        [sys.executable, "-m", "tmi_db_exporter", "run", "--listen-address", "127.0.0.1",
          "--listen-port", str(port), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={"PATH": os.environ["PATH"], **env},

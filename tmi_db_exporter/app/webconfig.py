@@ -29,7 +29,7 @@ import bcrypt
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporter.yamlfile import ConfigError, load_yaml_file
+from tmi_db_exporter.config.yamlfile import ConfigError, load_yaml_file
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,

@@ -26,7 +26,7 @@ import psycopg
 import redis.asyncio as aioredis
 from psycopg.conninfo import make_conninfo
 
-from exporter.local_servers import LocalPostgres, LocalRedis, find_postgres_binaries
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries
 
 log = logging.getLogger(__name__)
 

@@ -12,23 +12,24 @@ import logging
 import time
 from collections.abc import Callable
 
-from exporter.config import Settings
-from exporter.exposition import Block, MetricDef
-from exporter.queries import QuerySpec
-from exporter.scrape import Exporter
-from exporter.yamlfile import ConfigError
+from tmi_db_exporter.app.target import Exporter
+from tmi_db_exporter.config.settings import Settings
+from tmi_db_exporter.config.yamlfile import ConfigError
+from tmi_db_exporter.core.exposition import Block
+from tmi_db_exporter.core.metrics import MetricGroup
+from tmi_db_exporter.sources.postgres.queries import QuerySpec
 
 log = logging.getLogger(__name__)
 
-RELOAD_OK = MetricDef(
+METRICS = MetricGroup('exporter', __name__)
+RELOAD_OK = METRICS.define(
     "tmi_db_exporter_config_last_reload_successful",
     "1 if the last configuration reload succeeded (or none was asked for), else 0.",
 )
-RELOAD_TIME = MetricDef(
+RELOAD_TIME = METRICS.define(
     "tmi_db_exporter_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully, seconds since the epoch.",
 )
-ALL = (RELOAD_OK, RELOAD_TIME)
 
 Loader = Callable[[], tuple[Settings, list[QuerySpec]]]
 

@@ -13,28 +13,30 @@ import os
 import time
 from dataclasses import dataclass
 
-from exporter.cache import CachedCollector, PartialFailure
-from exporter.exposition import Family, MetricDef
+from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.contract import PartialFailure
+from tmi_db_exporter.core.exposition import Family
+from tmi_db_exporter.core.metrics import MetricGroup
 
-FILES = MetricDef(
+METRICS = MetricGroup('backup files (`backup_paths`)', __name__)
+FILES = METRICS.define(
     "tmi_db_backup_files", "Backup files found for this path or glob.", labels=("path",)
 )
-NEWEST_AGE = MetricDef(
+NEWEST_AGE = METRICS.define(
     "tmi_db_backup_newest_age_seconds",
     "Age of the newest backup file, in seconds (absent when there is none).",
     labels=("path",),
 )
-NEWEST_SIZE = MetricDef(
+NEWEST_SIZE = METRICS.define(
     "tmi_db_backup_newest_size_bytes",
     "Size of the newest backup file, in bytes (0 bytes means the dump failed).",
     labels=("path",),
 )
-NEWEST_TIME = MetricDef(
+NEWEST_TIME = METRICS.define(
     "tmi_db_backup_newest_timestamp_seconds",
     "Modification time of the newest backup file, seconds since the epoch.",
     labels=("path",),
 )
-ALL = (FILES, NEWEST_AGE, NEWEST_SIZE, NEWEST_TIME)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ def scan(pattern: str) -> BackupScan:
     return BackupScan(files, newest.st_mtime, newest.st_size)
 
 
+SCAN_TTL = 30.0  # backups are made hours apart; a directory walk is not free on a slow mount
+SCAN_TIMEOUT = 60.0
+
+
 class BackupSource:
     """The backup-freshness collector over the configured paths."""
 
@@ -73,14 +79,17 @@ class BackupSource:
     def __init__(self, paths: list[str]) -> None:
         self.paths = paths
 
-    def collectors(self) -> list[CachedCollector]:
-        return [CachedCollector("backups", self._collect, ttl=30, timeout=60)]
+    def collectors(self, min_ttl: float) -> list[CachedCollector]:
+        return [
+            CachedCollector("backups", self._collect, ttl=SCAN_TTL, timeout=SCAN_TIMEOUT,
+                            min_ttl=min_ttl)
+        ]
 
     async def close(self) -> None:
         pass
 
     async def _collect(self) -> list[Family]:
-        families = {d.name: d.family() for d in ALL}
+        families = {d.name: d.family() for d in METRICS.defs}
         errors = []
         for pattern in self.paths:
             label = (("path", pattern),)

@@ -23,27 +23,29 @@ from typing import Any
 import psycopg
 from psycopg.types.string import TextLoader
 
-from exporter.backoff import backoff
-from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
-from exporter.config import PostgresSettings
-from exporter.exposition import Family, MetricDef
-from exporter.queries import QuerySpec, fill_placeholders
+from tmi_db_exporter.config.settings import PostgresSettings
+from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.contract import PartialFailure, Skipped, Unavailable
+from tmi_db_exporter.core.exposition import Family
+from tmi_db_exporter.core.metrics import MetricGroup
+from tmi_db_exporter.core.reachability import backoff
+from tmi_db_exporter.sources.postgres.queries import QuerySpec, fill_placeholders
 
 log = logging.getLogger(__name__)
 
-PG_UP = MetricDef("pg_up", "1 if the exporter can reach and query PostgreSQL, else 0.")
-PG_STATIC = MetricDef(
+METRICS = MetricGroup('PostgreSQL (built in)', __name__)
+PG_UP = METRICS.define("pg_up", "1 if the exporter can reach and query PostgreSQL, else 0.")
+PG_STATIC = METRICS.define(
     "pg_static",
     "Server version as labels; always 1.",
     labels=("short_version", "version"),
 )
-PG_START_TIME = MetricDef(
+PG_START_TIME = METRICS.define(
     "pg_postmaster_start_time_seconds", "When the server started, seconds since the epoch."
 )
-PG_IN_RECOVERY = MetricDef(
+PG_IN_RECOVERY = METRICS.define(
     "pg_is_in_recovery", "1 when the server is a standby (in recovery), 0 on a primary."
 )
-ALL = (PG_UP, PG_STATIC, PG_START_TIME, PG_IN_RECOVERY)
 
 PROBE_REUSE_SECONDS = 1.0  # a probe serves all collectors of a scrape and concurrent scrapes
 LOCK_TIMEOUT_MS = 1000  # monitoring must never queue behind an application's lock
@@ -180,13 +182,16 @@ class PostgresSource:
         self._connect_locks: dict[str, asyncio.Lock] = {}
         self._per_database: list[CachedCollector] = []
 
-    def collectors(self) -> list[CachedCollector]:
+    def collectors(self, min_ttl: float) -> list[CachedCollector]:
         timeout = self.settings.connect_timeout + 1
         collectors = [
             CachedCollector(
-                "pg_up", self._collect_up, ttl=0, timeout=timeout, fallback=self._up_fallback
+                "pg_up", self._collect_up, ttl=0, timeout=timeout, fallback=self._up_fallback,
+                min_ttl=min_ttl,
             ),
-            CachedCollector("pg_settings", self._collect_settings, ttl=60, timeout=timeout),
+            CachedCollector(
+                "pg_settings", self._collect_settings, ttl=60, timeout=timeout, min_ttl=min_ttl
+            ),
         ]
         for spec in self.specs:
 
@@ -197,7 +202,8 @@ class PostgresSource:
             backstop = spec.timeout * 4 + 2
             collectors.append(
                 CachedCollector(
-                    f"pg:{spec.name}", collect, spec.ttl, backstop, background=spec.background
+                    f"pg:{spec.name}", collect, spec.ttl, backstop, background=spec.background,
+                    min_ttl=min_ttl,
                 )
             )
             if spec.scope == "database":

@@ -44,11 +44,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from exporter.backoff import backoff
-from exporter.cache import CachedCollector, PartialFailure, Skipped, Unavailable
-from exporter.config import RedisSettings
-from exporter.exposition import Family, MetricDef
-from exporter.keygroups import (
+from tmi_db_exporter.config.settings import RedisSettings
+from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.contract import PartialFailure, Skipped, Unavailable
+from tmi_db_exporter.core.exposition import Family
+from tmi_db_exporter.core.metrics import MetricDef
+from tmi_db_exporter.core.reachability import backoff
+from tmi_db_exporter.sources.redis.census import (
     KeyCensus,
     KeyCensusError,
     parse_key_groups,
@@ -842,29 +844,29 @@ class RedisSource:
                 may_try=self.access.may_try,
             )
 
-    def collectors(self) -> list[CachedCollector]:
+    def collectors(self, min_ttl: float) -> list[CachedCollector]:
         s = self.settings
         collectors = [
             # redis-py may spend a connect timeout and a retry before it gives up: outlast that,
             # so a hung server reads as a clean redis_up 0 rather than a collector timeout.
             CachedCollector(
                 "redis", self._collect, ttl=0, timeout=s.timeout * 3 + 1,
-                fallback=self._up_fallback,
+                fallback=self._up_fallback, min_ttl=min_ttl,
             ),
             CachedCollector(
                 "redis_slowlog", self._collect_slowlog, ttl=s.slowlog_interval,
-                timeout=s.timeout * 2,
+                timeout=s.timeout * 2, min_ttl=min_ttl,
             ),
             CachedCollector(
                 "redis_posture", self._collect_posture, ttl=s.posture_interval,
-                timeout=s.timeout * 3,
+                timeout=s.timeout * 3, min_ttl=min_ttl,
             ),
         ]
         if self.census is not None:
             collectors.append(
                 CachedCollector(
                     "redis_key_groups", self._collect_census, ttl=s.key_census_interval,
-                    timeout=s.key_census_timeout, background=True,
+                    timeout=s.key_census_timeout, background=True, min_ttl=min_ttl,
                 )
             )
         return collectors

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from exporter.durations import Duration
-from exporter.yamlfile import ConfigError, Problem, YamlDocument, load_yaml_file
+from tmi_db_exporter.config.durations import Duration
+from tmi_db_exporter.config.yamlfile import ConfigError, Problem, YamlDocument, load_yaml_file
 
 NAME_RE = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 # `{name}` in SQL is filled in from the settings (integers, or a validated identifier), so
@@ -189,9 +189,9 @@ def fill_placeholders(sql: str, values: dict[str, str]) -> str:
 
 def default_queries_path() -> Path:
     """The queries.yaml shipped with the package (wheel) or at the project root (checkout)."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "queries.yaml"
-    return packaged if packaged.exists() else here.parent / "queries.yaml"
+    package = Path(__file__).resolve().parents[2]
+    packaged = package / "queries.yaml"
+    return packaged if packaged.exists() else package.parent / "queries.yaml"
 
 
 def _specs_from(doc: YamlDocument) -> tuple[list[QuerySpec], list[Problem]]:

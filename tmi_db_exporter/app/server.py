@@ -17,13 +17,13 @@ import signal
 
 from aiohttp import web
 
-from exporter import __version__
-from exporter.config import Settings
-from exporter.exposition import CONTENT_TYPE, Block
-from exporter.memory import freeze_startup_objects
-from exporter.runtime import Runtime
-from exporter.scrape import Exporter
-from exporter.webconfig import BasicAuth, WebConfig
+from tmi_db_exporter import __version__
+from tmi_db_exporter.app.runtime import Runtime
+from tmi_db_exporter.app.target import Exporter
+from tmi_db_exporter.app.webconfig import BasicAuth, WebConfig
+from tmi_db_exporter.config.settings import Settings
+from tmi_db_exporter.core.exposition import CONTENT_TYPE, Block
+from tmi_db_exporter.core.memory import freeze_startup_objects
 
 log = logging.getLogger(__name__)
 

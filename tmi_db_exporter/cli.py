@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter import __version__, logs
-from exporter.config import Settings, load_settings, setting_infos
-from exporter.queries import QuerySpec
-from exporter.runtime import Runtime
-from exporter.scrape import Exporter, load_specs
-from exporter.webconfig import WebConfig, load_web_config
-from exporter.yamlfile import ConfigError
+from tmi_db_exporter import __version__
+from tmi_db_exporter.app import logs
+from tmi_db_exporter.app.runtime import Runtime
+from tmi_db_exporter.app.target import Exporter, load_specs
+from tmi_db_exporter.app.webconfig import WebConfig, load_web_config
+from tmi_db_exporter.config.settings import Settings, load_settings, setting_infos
+from tmi_db_exporter.config.yamlfile import ConfigError
+from tmi_db_exporter.sources.postgres.queries import QuerySpec
 
 EXIT_DOWN = 1
 EXIT_CONFIG = 2
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_config(settings: Settings, query_count: int) -> int:
-    from exporter.server import targets_of
+    from tmi_db_exporter.app.server import targets_of
 
     print(f"configuration is valid: {query_count} queries")
     for kind, target in targets_of(settings):
@@ -156,16 +157,16 @@ def _check_config(settings: Settings, query_count: int) -> int:
 
 
 async def _serve(runtime: Runtime, web_config: WebConfig | None) -> None:
-    from exporter.server import serve  # aiohttp is only needed when serving
+    from tmi_db_exporter.app.server import serve  # aiohttp is only needed when serving
 
     await serve(runtime, web_config)
 
 
 async def _demo(args: argparse.Namespace) -> int:
     """Throwaway servers with TMI-shaped data and load, and the exporter pointed at them."""
-    from exporter.config import PostgresSettings, RedisSettings
-    from exporter.demo import demo_environment
-    from exporter.server import serve
+    from tmi_db_exporter.app.server import serve
+    from tmi_db_exporter.config.settings import PostgresSettings, RedisSettings
+    from tmi_db_exporter.demo.environment import demo_environment
 
     async with demo_environment(postgres=not args.no_postgres, redis=not args.no_redis) as env:
         postgres = redis = None

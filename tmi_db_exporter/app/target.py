@@ -11,17 +11,17 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from exporter import selfmetrics
-from exporter.backups import BackupSource
-from exporter.cache import CachedCollector
-from exporter.config import Settings
-from exporter.exposition import Block
-from exporter.queries import QuerySpec, default_queries_path, load_queries
-from exporter.yamlfile import ConfigError, Problem
+from tmi_db_exporter.config.settings import Settings
+from tmi_db_exporter.config.yamlfile import ConfigError, Problem
+from tmi_db_exporter.core import selfmetrics
+from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.exposition import Block
+from tmi_db_exporter.sources.backups import BackupSource
+from tmi_db_exporter.sources.postgres.queries import QuerySpec, default_queries_path, load_queries
 
 if TYPE_CHECKING:
-    from exporter.postgres import PostgresSource
-    from exporter.redis import RedisSource
+    from tmi_db_exporter.sources.postgres.source import PostgresSource
+    from tmi_db_exporter.sources.redis.source import RedisSource
 
 
 def load_specs(settings: Settings) -> list[QuerySpec]:
@@ -49,19 +49,17 @@ class Exporter:
         self.postgres: PostgresSource | None = None
         self.redis: RedisSource | None = None
         if settings.postgres:
-            from exporter.postgres import PostgresSource
+            from tmi_db_exporter.sources.postgres.source import PostgresSource
 
             self.postgres = PostgresSource(settings.postgres, specs)
         if settings.redis:
-            from exporter.redis import RedisSource
+            from tmi_db_exporter.sources.redis.source import RedisSource
 
             self.redis = RedisSource(settings.redis)
         self.backups = BackupSource(settings.backup_paths) if settings.backup_paths else None
         self.collectors: list[CachedCollector] = []
         for source in self.sources:
-            self.collectors += source.collectors()
-        for collector in self.collectors:
-            collector.ttl = max(collector.ttl, settings.min_ttl)
+            self.collectors += source.collectors(settings.min_ttl)
 
     @property
     def sources(self) -> list[PostgresSource | RedisSource | BackupSource]:
@@ -70,7 +68,7 @@ class Exporter:
     async def scrape(self, timeout: float) -> list[Block]:
         """Every collector's block (fresh or cached) within `timeout` seconds, then self metrics."""
         deadline = time.monotonic() + timeout
-        blocks = await asyncio.gather(*(c.block(deadline) for c in self.collectors))
+        blocks = await asyncio.gather(*(c.result(deadline) for c in self.collectors))
         return [b for b in blocks if b is not None] + [selfmetrics.render(self.collectors)]
 
     def all_up(self) -> bool:

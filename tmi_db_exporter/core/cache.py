@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from exporter.exposition import Block, Family
-from exporter.memory import LARGE_RESULT_BYTES, release_freed_memory
+from tmi_db_exporter.core.contract import PartialFailure, Skipped, Unavailable
+from tmi_db_exporter.core.exposition import Block, Family
+from tmi_db_exporter.core.memory import LARGE_RESULT_BYTES, release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -30,26 +31,6 @@ EARLY_REFRESH = 0.05
 Fallback = Callable[[], list[Family]]
 
 
-class Unavailable(Exception):
-    """The source is down; its `*_up` metric says so, the collector quietly has nothing."""
-
-
-class Skipped(Exception):
-    """The collector cannot run on this server (missing extension, no SQL for its version).
-    `reason` becomes a label; `hint` (what to do about it) goes to the log, once."""
-
-    def __init__(self, reason: str, hint: str = "") -> None:
-        super().__init__(reason)
-        self.hint = hint
-
-
-class PartialFailure(Exception):
-    """Some of the work failed (e.g. one database of several): keep what was collected."""
-
-    def __init__(self, families: list[Family], message: str) -> None:
-        super().__init__(message)
-        self.families = families
-
 
 class CachedCollector:
     """One named collector with its last rendered result and its health figures."""
@@ -62,14 +43,16 @@ class CachedCollector:
         timeout: float,
         background: bool = False,
         fallback: Fallback | None = None,
+        min_ttl: float = 0.0,
     ) -> None:
         """`background`: expensive work (a key census, ...) that runs every `ttl` seconds on its
         own, started by the first scrape; scrapes only read its last finished result.
         `fallback`: what to serve when a run fails outright (timeout, unexpected error) or a
         scrape has nothing else to serve, e.g. `pg_up 0`: a scrape must always say whether the
-        server is up, even when the server hangs."""
+        server is up, even when the server hangs.
+        `min_ttl`: scrapes this close together share one result, even of TTL-0 data."""
         self.name = name
-        self.ttl = ttl
+        self.ttl = max(ttl, min_ttl)
         self.timeout = timeout
         self.background = background
         self._collect = collect
@@ -94,7 +77,7 @@ class CachedCollector:
         """Seconds since the served result was collected, None when there is none."""
         return time.monotonic() - self._collected_at if self._block else None
 
-    async def block(self, deadline: float) -> Block | None:
+    async def result(self, deadline: float) -> Block | None:
         """The current result, collecting first when stale; never raises."""
         now = time.monotonic()
         if self.background:

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from exporter.durations import Duration
-from exporter.yamlfile import ConfigError, Problem, dotted, load_yaml_file
+from tmi_db_exporter.config.durations import Duration
+from tmi_db_exporter.config.yamlfile import ConfigError, Problem, dotted, load_yaml_file
 
 TARGET_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 DEFAULT_PORT = 9432  # neither postgres_exporter's 9187 nor redis_exporter's 9121

@@ -35,64 +35,55 @@ from typing import Any
 
 from redis.exceptions import NoPermissionError, ResponseError
 
-from exporter.exposition import Family, MetricDef
+from tmi_db_exporter.core.exposition import Family
+from tmi_db_exporter.core.metrics import MetricGroup
 
 UNCLASSIFIED = "unclassified"  # keys that match no group; redis_exporter's name for them
 
 _GROUP = ("db", "key_group")
-KEY_GROUP_COUNT = MetricDef(
+METRICS = MetricGroup('Redis key census (background SCAN)', __name__)
+KEY_GROUP_COUNT = METRICS.define(
     "redis_key_group_count", "Keys in the group at the last key census.", labels=_GROUP
 )
-KEY_GROUP_NO_TTL = MetricDef(
+KEY_GROUP_NO_TTL = METRICS.define(
     "redis_key_group_keys_without_ttl",
     "Keys of the group without an expiry (a session without TTL is a leak).",
     labels=_GROUP,
 )
-KEY_GROUP_TTL = MetricDef(
+KEY_GROUP_TTL = METRICS.define(
     "redis_key_group_keys_by_ttl",
     "Keys of the group whose remaining TTL is at most `le` seconds, cumulative like histogram "
     "buckets; `le=\"+Inf\"` counts every key of the group that has a TTL.",
     labels=(*_GROUP, "le"),
 )
-KEY_GROUP_MEMORY = MetricDef(
+KEY_GROUP_MEMORY = METRICS.define(
     "redis_key_group_memory_usage_bytes",
     "Estimated memory of the group's keys, in bytes: mean MEMORY USAGE of a uniform sample "
     "times the key count.",
     labels=_GROUP,
 )
-KEY_GROUP_MEMORY_SAMPLES = MetricDef(
+KEY_GROUP_MEMORY_SAMPLES = METRICS.define(
     "redis_key_group_memory_sampled_keys",
     "Keys of the group whose MEMORY USAGE the estimate is based on (the sample size).",
     labels=_GROUP,
 )
-CENSUS_DURATION = MetricDef(
+CENSUS_DURATION = METRICS.define(
     "redis_key_census_duration_seconds", "How long the last finished key census took, in seconds."
 )
-CENSUS_FINISHED = MetricDef(
+CENSUS_FINISHED = METRICS.define(
     "redis_key_census_last_finished_timestamp_seconds",
     "When the last key census finished, seconds since the epoch.",
 )
-CENSUS_KEYS = MetricDef(
+CENSUS_KEYS = METRICS.define(
     "redis_key_census_keys_scanned",
     "Keys the last key census looked at (SCAN may return a key twice while the server rehashes).",
 )
 TTL_COMMANDS = ("PEXPIRETIME", "PTTL")  # the first the server knows is used
 
-CENSUS_COMMANDS = MetricDef(
+CENSUS_COMMANDS = METRICS.define(
     "redis_key_census_commands",
     "Commands the last key census sent, by command.",
     labels=("command",),
-)
-ALL = (
-    KEY_GROUP_COUNT,
-    KEY_GROUP_NO_TTL,
-    KEY_GROUP_TTL,
-    KEY_GROUP_MEMORY,
-    KEY_GROUP_MEMORY_SAMPLES,
-    CENSUS_DURATION,
-    CENSUS_FINISHED,
-    CENSUS_KEYS,
-    CENSUS_COMMANDS,
 )
 
 Report = Callable[[str, BaseException | None], None]

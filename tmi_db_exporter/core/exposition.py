@@ -22,19 +22,6 @@ GZIP_LEVEL = 1  # a few times smaller than the text already; higher levels cost 
 GZIP_WBITS = 31  # zlib: a gzip member (header and trailer), not a raw deflate stream
 
 
-@dataclass(frozen=True, slots=True)
-class MetricDef:
-    """A metric as documented: defined once, used by the collector that emits it."""
-
-    name: str
-    help: str
-    type: MetricType = "gauge"
-    labels: tuple[str, ...] = ()
-
-    def family(self) -> Family:
-        return Family(self.name, self.help, self.type)
-
-
 @dataclass(slots=True)
 class Family:
     """One metric family: HELP/TYPE once, then its samples. Adding the same label set twice

@@ -8,56 +8,57 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter import __version__
-from exporter.cache import CachedCollector
-from exporter.exposition import Block, MetricDef
+from tmi_db_exporter import __version__
+from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.exposition import Block
+from tmi_db_exporter.core.metrics import MetricGroup
 
-BUILD_INFO = MetricDef(
+METRICS = MetricGroup('exporter', __name__)
+BUILD_INFO = METRICS.define(
     "tmi_db_exporter_build_info", "Version of tmi-db-exporter; always 1.", labels=("version",)
 )
-DURATION = MetricDef(
+DURATION = METRICS.define(
     "tmi_db_exporter_collector_duration_seconds",
     "How long the collector's last run took, in seconds.",
     labels=("collector",),
 )
-ERRORS = MetricDef(
+ERRORS = METRICS.define(
     "tmi_db_exporter_collector_errors_total",
     "Runs of the collector that failed (query error, timeout, partial failure).",
     "counter",
     labels=("collector",),
 )
-DEADLINE_MISSES = MetricDef(
+DEADLINE_MISSES = METRICS.define(
     "tmi_db_exporter_collector_deadline_misses_total",
     "Scrapes that could not wait for this collector and served its previous result.",
     "counter",
     labels=("collector",),
 )
-LAST_SUCCESS = MetricDef(
+LAST_SUCCESS = METRICS.define(
     "tmi_db_exporter_collector_last_success_timestamp_seconds",
     "When the collector last succeeded, seconds since the epoch (0 = never).",
     labels=("collector",),
 )
-SERIES = MetricDef(
+SERIES = METRICS.define(
     "tmi_db_exporter_collector_series",
     "Series in the collector's current result.",
     labels=("collector",),
 )
-AGE = MetricDef(
+AGE = METRICS.define(
     "tmi_db_exporter_collector_age_seconds",
     "Age of the result served for this collector, in seconds (absent when it has none).",
     labels=("collector",),
 )
-SKIPPED = MetricDef(
+SKIPPED = METRICS.define(
     "tmi_db_exporter_query_skipped",
     "1 when a collector cannot run on this server, with the reason (e.g. missing extension).",
     labels=("collector", "reason"),
 )
 
-ALL = (BUILD_INFO, DURATION, ERRORS, DEADLINE_MISSES, LAST_SUCCESS, SERIES, AGE, SKIPPED)
 
 
 def render(collectors: Iterable[CachedCollector]) -> Block:
-    families = {d.name: d.family() for d in ALL}
+    families = {d.name: d.family() for d in METRICS.defs}
     families[BUILD_INFO.name].add(1, (("version", __version__),))
     for c in collectors:
         label = (("collector", c.name),)

@@ -1,5 +1,0 @@
-"""Allow `python -m exporter`."""
-
-from exporter.cli import main
-
-raise SystemExit(main())
