@@ -24,7 +24,7 @@ Every scrape must complete and parse (prometheus_client; no duplicate series) wi
 connections on PostgreSQL (pg_stat_activity, application_name) and on Redis (CLIENT LIST, by
 name and in total) must be back to what they were after warm-up, and the file descriptors and
 the RSS of the process (exporter, proxy and scraper share it) must be flat. The exporter is
-scraped in-process (`Exporter.scrape`, what `/metrics` serves), not over HTTP.
+scraped in-process (`Target.scrape`, what `/metrics` serves), not over HTTP.
 
 Prints the figures and exits 1 when a check fails.
 """
@@ -61,9 +61,10 @@ from tests.faultkit import (  # noqa: E402
     redis_exporter_clients,
     rss_bytes,
 )
-from tmi_db_exporter.app.target import Exporter, load_specs  # noqa: E402
+from tmi_db_exporter.app.target import Target  # noqa: E402
 from tmi_db_exporter.config.settings import load_settings  # noqa: E402
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries  # noqa: E402
+from tmi_db_exporter.sources.postgres.queries import load_specs  # noqa: E402
 
 SCRAPE_TIMEOUT = 5.0
 RECOVERY_LIMIT = 60.0  # seconds a cycle may take to be seen recovered before it counts failed
@@ -157,7 +158,7 @@ class Figures:
 class Scraper:
     """Scrapes without pause; every scrape must complete, parse and say pg_up and redis_up."""
 
-    def __init__(self, exporter: Exporter, figures: Figures) -> None:
+    def __init__(self, exporter: Target, figures: Figures) -> None:
         self.exporter = exporter
         self.figures = figures
         self.latest: tuple[float, float, float] = (float("-inf"), -1, -1)  # started, pg, redis
@@ -289,7 +290,7 @@ async def run_soak(
             if rd.password:
                 env["REDIS_PASSWORD"] = rd.password
             settings = load_settings(env=env)
-            exporter = Exporter(settings, load_specs(settings))
+            exporter = Target(settings, load_specs(settings))
             scraper = Scraper(exporter, figures)
             scraper.start()
             started = time.monotonic()

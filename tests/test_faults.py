@@ -41,7 +41,7 @@ from tests.faultkit import (
     pg_exporter_pids,
     redis_exporter_clients,
 )
-from tmi_db_exporter.app.target import Exporter
+from tmi_db_exporter.app.target import Target
 from tmi_db_exporter.core import reachability as backoff_module
 from tmi_db_exporter.core.reachability import backoff
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
@@ -83,7 +83,7 @@ def errors(result: Scrape) -> dict[str, float]:
     return {labels["collector"]: value for labels, value in result.series(ERRORS)}
 
 
-async def scrape_until(exporter: Exporter, ok: Any, attempts: int = 120,
+async def scrape_until(exporter: Target, ok: Any, attempts: int = 120,
                        pause: float = 0.25) -> Scrape:
     """Scrape until `ok(result)` holds (a bounded poll: reconnecting waits out its backoff)."""
     result = await eventually(lambda: scrape(exporter), ok, attempts, pause)
@@ -103,7 +103,7 @@ def both_up(result: Scrape) -> bool:
     return result.value("pg_up") == 1 and result.value("redis_up") == 1
 
 
-def assert_self_metrics(result: Scrape, exporter: Exporter) -> None:
+def assert_self_metrics(result: Scrape, exporter: Target) -> None:
     """Every collector reports its health in every scrape, whatever the servers do."""
     assert set(errors(result)) == {c.name for c in exporter.collectors}
 

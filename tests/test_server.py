@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import Scrape, eventually, pg_env, redis_env
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.server import serve
-from tmi_db_exporter.app.target import load_specs
 from tmi_db_exporter.app.webconfig import WebConfig
 from tmi_db_exporter.config.settings import Settings, load_settings
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
+from tmi_db_exporter.sources.postgres.queries import load_specs
 
 pytestmark = pytest.mark.integration
 

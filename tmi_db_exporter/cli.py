@@ -17,11 +17,11 @@ from typing import Any
 from tmi_db_exporter import __version__
 from tmi_db_exporter.app import logs
 from tmi_db_exporter.app.runtime import Runtime
-from tmi_db_exporter.app.target import Exporter, load_specs
+from tmi_db_exporter.app.target import Target
 from tmi_db_exporter.app.webconfig import WebConfig, load_web_config
 from tmi_db_exporter.config.settings import Settings, load_settings, setting_infos
 from tmi_db_exporter.config.yamlfile import ConfigError
-from tmi_db_exporter.sources.postgres.queries import QuerySpec
+from tmi_db_exporter.sources.postgres.queries import QuerySpec, load_specs
 
 EXIT_DOWN = 1
 EXIT_CONFIG = 2
@@ -146,10 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check_config(settings: Settings, query_count: int) -> int:
-    from tmi_db_exporter.app.server import targets_of
-
     print(f"configuration is valid: {query_count} queries")
-    for kind, target in targets_of(settings):
+    for kind, target in settings.described_targets():
         print(f"  {kind}: {target}")
     if settings.postgres is None and settings.redis is None:
         print("  note: no database configured yet (set POSTGRES_HOST and/or REDIS_HOST)")
@@ -165,27 +163,10 @@ async def _serve(runtime: Runtime, web_config: WebConfig | None) -> None:
 async def _demo(args: argparse.Namespace) -> int:
     """Throwaway servers with TMI-shaped data and load, and the exporter pointed at them."""
     from tmi_db_exporter.app.server import serve
-    from tmi_db_exporter.config.settings import PostgresSettings, RedisSettings
     from tmi_db_exporter.demo.environment import demo_environment
 
     async with demo_environment(postgres=not args.no_postgres, redis=not args.no_redis) as env:
-        postgres = redis = None
-        if env.postgres_port is not None:
-            postgres = PostgresSettings(
-                host=env.postgres_host,
-                port=env.postgres_port,
-                user=env.postgres_user,
-                database=env.postgres_database,
-                ssl_mode="disable",
-            )
-        if env.redis_port is not None:
-            redis = RedisSettings(host=env.redis_host, port=env.redis_port)
-        settings = Settings(
-            listen_address=args.listen_address,
-            listen_port=args.listen_port,
-            postgres=postgres,
-            redis=redis,
-        )
+        settings = env.settings(args.listen_address, args.listen_port)
         specs = load_specs(settings)
         url = f"http://{args.listen_address}:{args.listen_port}/metrics"
         print(f"\ndemo ready: {url}  (Ctrl-C stops it and removes everything)\n", flush=True)
@@ -194,14 +175,14 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 async def _once(settings: Settings, specs: list[Any]) -> int:
-    exporter = Exporter(settings, specs)
+    target = Target(settings, specs)
     try:
-        blocks = await exporter.scrape(settings.scrape_timeout)
+        blocks = await target.scrape(settings.scrape_timeout)
         sys.stdout.buffer.write(b"".join(b.text for b in blocks))
         sys.stdout.flush()
-        return 0 if exporter.all_up() else EXIT_DOWN
+        return 0 if target.all_up() else EXIT_DOWN
     finally:
-        await exporter.close()
+        await target.close()
 
 
 if __name__ == "__main__":

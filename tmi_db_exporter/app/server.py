@@ -19,9 +19,8 @@ from aiohttp import web
 
 from tmi_db_exporter import __version__
 from tmi_db_exporter.app.runtime import Runtime
-from tmi_db_exporter.app.target import Exporter
+from tmi_db_exporter.app.target import Target
 from tmi_db_exporter.app.webconfig import BasicAuth, WebConfig
-from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.core.exposition import CONTENT_TYPE, Block
 from tmi_db_exporter.core.memory import freeze_startup_objects
 
@@ -65,11 +64,10 @@ async def _exposition(request: web.Request, blocks: list[Block]) -> web.StreamRe
     return response
 
 
-async def _scrape(request: web.Request, exporter: Exporter) -> web.StreamResponse:
+async def _scrape(request: web.Request, target: Target) -> web.StreamResponse:
     runtime = request.app[RUNTIME_KEY]
     timeout = scrape_timeout(request, runtime.settings.scrape_timeout)
-    blocks = await exporter.scrape(timeout)
-    return await _exposition(request, [*blocks, runtime.block()])
+    return await _exposition(request, await target.scrape(timeout, runtime.reload_status))
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -81,11 +79,11 @@ async def probe(request: web.Request) -> web.StreamResponse:
     name = request.query.get("target", "")
     if not name:
         return web.Response(status=400, text="missing ?target=NAME\n")
-    exporter = runtime.targets.get(name)
-    if exporter is None:
+    target = runtime.targets.get(name)
+    if target is None:
         known = ", ".join(sorted(runtime.targets)) or "none configured"
         return web.Response(status=404, text=f"unknown target; known targets: {known}\n")
-    return await _scrape(request, exporter)
+    return await _scrape(request, target)
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -102,7 +100,7 @@ async def landing(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     targets = "".join(
         f"<li>{html.escape(kind)}: <code>{html.escape(target)}</code></li>"
-        for kind, target in targets_of(runtime.settings)
+        for kind, target in runtime.settings.described_targets()
     )
     probes = "".join(
         f'<li><a href="probe?target={html.escape(name)}">{html.escape(name)}</a></li>'
@@ -119,21 +117,6 @@ async def landing(request: web.Request) -> web.Response:
 </body></html>
 """
     return web.Response(text=page, content_type="text/html")
-
-
-def targets_of(settings: Settings) -> list[tuple[str, str]]:
-    """Configured targets as shown to people: never with a password."""
-    out = []
-    if settings.postgres:
-        out.append(("PostgreSQL", settings.postgres.describe()))
-    if settings.redis:
-        out.append(("Redis", settings.redis.describe()))
-    for name, target in sorted(settings.targets.items()):
-        if target.postgres:
-            out.append((f"{name} PostgreSQL", target.postgres.describe()))
-        if target.redis:
-            out.append((f"{name} Redis", target.redis.describe()))
-    return out
 
 
 def make_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.Application:
@@ -183,7 +166,7 @@ async def serve(
             scheme,
             settings.listen_address,
             settings.listen_port,
-            ", ".join(f"{k} {t}" for k, t in targets_of(settings)) or "no targets",
+            ", ".join(f"{k} {t}" for k, t in settings.described_targets()) or "no targets",
         )
         await stop.wait()
         log.info("shutting down")

@@ -279,6 +279,20 @@ class Settings(_Section):
         json_schema_extra={"file_only": True},
     )
 
+    def described_targets(self) -> list[tuple[str, str]]:
+        """Configured targets as shown to people: never with a password."""
+        out = []
+        if self.postgres:
+            out.append(("PostgreSQL", self.postgres.describe()))
+        if self.redis:
+            out.append(("Redis", self.redis.describe()))
+        for name, target in sorted(self.targets.items()):
+            if target.postgres:
+                out.append((f"{name} PostgreSQL", target.postgres.describe()))
+            if target.redis:
+                out.append((f"{name} Redis", target.redis.describe()))
+        return out
+
 
 def redact_url(url: str) -> str:
     """A URL without its password, safe for logs and the landing page."""

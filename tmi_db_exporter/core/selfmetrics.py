@@ -1,4 +1,4 @@
-"""The exporter's own health metrics, one series per collector, rendered on every scrape.
+"""The exporter's own health metrics: one series per collector, and the configuration reload.
 
 They are few (a handful per collector) and change on every scrape, so they are the only block
 rendered each time; everything else comes from the cache.
@@ -6,7 +6,9 @@ rendered each time; everything else comes from the cache.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from tmi_db_exporter import __version__
 from tmi_db_exporter.core.cache import CachedCollector
@@ -55,10 +57,32 @@ SKIPPED = METRICS.define(
     labels=("collector", "reason"),
 )
 
+RELOAD_OK = METRICS.define(
+    "tmi_db_exporter_config_last_reload_successful",
+    "1 if the last configuration reload succeeded (or none was asked for), else 0.",
+)
+RELOAD_TIME = METRICS.define(
+    "tmi_db_exporter_config_last_reload_success_timestamp_seconds",
+    "When the configuration was last loaded successfully, seconds since the epoch.",
+)
 
 
-def render(collectors: Iterable[CachedCollector]) -> Block:
+@dataclass(slots=True)
+class ReloadStatus:
+    """The outcome of the last configuration load, kept by the serving process."""
+
+    ok: bool = True
+    loaded_at: float = field(default_factory=time.time)  # wall clock of the last good load
+
+
+def render(collectors: Iterable[CachedCollector], reload: ReloadStatus | None = None) -> Block:
+    """`reload`: the serving process' reload status (absent for `once`, which never reloads)."""
     families = {d.name: d.family() for d in METRICS.defs}
+    if reload is None:
+        del families[RELOAD_OK.name], families[RELOAD_TIME.name]
+    else:
+        families[RELOAD_OK.name].add(1 if reload.ok else 0)
+        families[RELOAD_TIME.name].add(reload.loaded_at)
     families[BUILD_INFO.name].add(1, (("version", __version__),))
     for c in collectors:
         label = (("collector", c.name),)

@@ -26,6 +26,7 @@ import psycopg
 import redis.asyncio as aioredis
 from psycopg.conninfo import make_conninfo
 
+from tmi_db_exporter.config.settings import PostgresSettings, RedisSettings, Settings
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries
 
 log = logging.getLogger(__name__)
@@ -408,6 +409,23 @@ class DemoEnvironment:
     redis_port: int | None = None
     redis_url: str | None = None
     postgres_dsn: str | None = None  # libpq keyword DSN for database tmi
+
+    def settings(self, listen_address: str, listen_port: int) -> Settings:
+        """The exporter's settings for these servers."""
+        postgres = redis = None
+        if self.postgres_port is not None:
+            postgres = PostgresSettings(
+                host=self.postgres_host,
+                port=self.postgres_port,
+                user=self.postgres_user,
+                database=self.postgres_database,
+                ssl_mode="disable",
+            )
+        if self.redis_port is not None:
+            redis = RedisSettings(host=self.redis_host, port=self.redis_port)
+        return Settings(
+            listen_address=listen_address, listen_port=listen_port, postgres=postgres, redis=redis
+        )
 
 
 async def _start_all(servers: Iterable[LocalPostgres | LocalRedis]) -> None:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from tmi_db_exporter.config.durations import Duration
+from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.config.yamlfile import ConfigError, Problem, YamlDocument, load_yaml_file
 
 NAME_RE = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
@@ -258,3 +259,20 @@ def load_queries(paths: Iterable[Path]) -> list[QuerySpec]:
     if problems:
         raise ConfigError(problems)
     return specs
+
+
+def load_specs(settings: Settings) -> list[QuerySpec]:
+    """The queries the settings ask for: built-in (or replaced) plus extra files, minus those
+    turned off, plus the off-by-default ones turned on."""
+    main = settings.queries_file or default_queries_path()
+    specs = load_queries([main, *settings.extra_queries_files])
+    if settings.postgres is None:
+        return specs
+    enable, disable = settings.postgres.enable_queries, settings.postgres.disable_queries
+    unknown = sorted(set(enable + disable) - {s.name for s in specs})
+    if unknown:
+        raise ConfigError(
+            [Problem("postgres.enable_queries/disable_queries", "", f"no such query: {n}")
+             for n in unknown]
+        )
+    return [s for s in specs if (s.enabled or s.name in enable) and s.name not in disable]
