@@ -62,7 +62,7 @@ from tests.faultkit import (  # noqa: E402
     rss_bytes,
 )
 from tmi_db_exporter.app.target import Target  # noqa: E402
-from tmi_db_exporter.config.settings import load_settings  # noqa: E402
+from tmi_db_exporter.config.loading import load_settings  # noqa: E402
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries  # noqa: E402
 from tmi_db_exporter.sources.postgres.queries import load_specs  # noqa: E402
 

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tmi_db_exporter.app.target import Target
-from tmi_db_exporter.config.settings import load_settings
+from tmi_db_exporter.config.loading import load_settings
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries
 from tmi_db_exporter.sources.postgres.queries import load_specs
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_exporter, pg_env, scrape
 from tmi_db_exporter.cli import main as cli_main
-from tmi_db_exporter.config.settings import load_settings, setting_infos
+from tmi_db_exporter.config.loading import load_settings, setting_infos
 from tmi_db_exporter.config.yamlfile import MAX_DEPTH, MAX_FILE_BYTES, ConfigError, parse_yaml
 from tmi_db_exporter.demo.servers import LocalPostgres
 from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tmi_db_exporter.config.settings import DEFAULT_PORT, load_settings, redact_url, setting_infos
+from tmi_db_exporter.config.loading import load_settings, setting_infos
+from tmi_db_exporter.config.settings import DEFAULT_PORT, redact_url
 from tmi_db_exporter.config.yamlfile import ConfigError
 
 

@@ -19,7 +19,8 @@ from tests.conftest import Scrape, eventually, pg_env, redis_env
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.server import serve
 from tmi_db_exporter.app.webconfig import WebConfig
-from tmi_db_exporter.config.settings import Settings, load_settings
+from tmi_db_exporter.config.loading import load_settings
+from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 from tmi_db_exporter.sources.postgres.queries import load_specs
 

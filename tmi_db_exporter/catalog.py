@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tmi_db_exporter
-from tmi_db_exporter.config.settings import setting_infos
+from tmi_db_exporter.config.loading import setting_infos
 from tmi_db_exporter.core.metrics import registered
 from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries
 

@@ -19,7 +19,8 @@ from tmi_db_exporter.app import logs
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.target import Target
 from tmi_db_exporter.app.webconfig import WebConfig, load_web_config
-from tmi_db_exporter.config.settings import Settings, load_settings, setting_infos
+from tmi_db_exporter.config.loading import load_settings, setting_infos
+from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.config.yamlfile import ConfigError
 from tmi_db_exporter.sources.postgres.queries import QuerySpec, load_specs
 
