@@ -223,7 +223,7 @@ def top_statements(dsn: str, role: str, n: int = 3) -> list[dict[str, object]]:
 def fill_postgres(server_dsn: str, tables: int, *, statements: int = 3000) -> None:
     """Database `tmi` with the TMI schema and demo data, `tables` filler tables, and
     pg_stat_statements holding `statements` distinct statements (reset first)."""
-    from tmi_db_exporter.demo.environment import seed_postgres, with_dbname
+    from tmi_db_exporter.demo.data import seed_postgres, with_dbname
 
     asyncio.run(seed_postgres(server_dsn))
     tmi = with_dbname(server_dsn, "tmi")

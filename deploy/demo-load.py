@@ -1,6 +1,6 @@
 """TMI-shaped data and light load for the databases of deploy/docker-compose.yml.
 
-The same data and load as `tmi-db-exporter demo` (tmi_db_exporter.demo.environment), pointed at the
+The same data and load as `tmi-db-exporter demo` (tmi_db_exporter.demo), pointed at the
 compose stack's PostgreSQL and Redis, so that every dashboard panel has something to show. Runs
 until the container is stopped.
 """
@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 from urllib.parse import quote
 
-from tmi_db_exporter.demo import environment as demo
+from tmi_db_exporter.demo import data, load
 
 
 def secret(name: str) -> str:
@@ -19,10 +19,10 @@ def secret(name: str) -> str:
 async def main() -> None:
     dsn = f"host=postgres user=tmi_user password={secret('postgres_password')} dbname=postgres"
     redis_url = f"redis://:{quote(secret('redis_password'), safe='')}@redis:6379/0"
-    await demo.seed_postgres(dsn)
-    await demo.seed_redis(redis_url)
+    await data.seed_postgres(dsn)
+    await data.seed_redis(redis_url)
     print("demo data written; running light load", flush=True)
-    await demo.run_load(demo.with_dbname(dsn, "tmi"), redis_url, asyncio.Event())
+    await load.run_load(data.with_dbname(dsn, "tmi"), redis_url, asyncio.Event())
 
 
 if __name__ == "__main__":

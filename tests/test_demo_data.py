@@ -10,16 +10,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import pid_alive
-from tmi_db_exporter.demo.environment import (
+from tmi_db_exporter.demo.data import (
     CACHE_ENTITY_TYPES,
     MIGRATION_VERSION,
-    DemoEnvironment,
-    demo_environment,
-    run_load,
     seed_postgres,
     seed_row_counts,
     with_dbname,
 )
+from tmi_db_exporter.demo.environment import DemoEnvironment, demo_environment
+from tmi_db_exporter.demo.load import run_load
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 KEY_PATTERNS = {

