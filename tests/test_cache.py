@@ -1,11 +1,13 @@
 """Cache: TTL reuse, single-flight, deadlines serve the previous result, failures are isolated."""
 
 import asyncio
+import contextlib
 import time
 
 from tmi_db_exporter.core.cache import CachedCollector
 from tmi_db_exporter.core.contract import PartialFailure, Skipped, Unavailable
 from tmi_db_exporter.core.exposition import Family
+from tmi_db_exporter.core.stopping import check_stop
 
 
 def counting_collector(ttl: float = 0.0, delay: float = 0.0, timeout: float = 5.0):
@@ -133,3 +135,66 @@ async def test_background_collector_runs_on_its_own_and_scrapes_only_read() -> N
     settled = len(calls)
     await asyncio.sleep(0.3)
     assert len(calls) == settled  # close() stopped it
+
+
+def swallowing_collector(*, checks_stop: bool, step: float = 0.01):
+    """A background collection that, like redis-py now and then, swallows its cancellation
+    and carries on: step after step, calling check_stop() between steps or not."""
+    steps, release = [], asyncio.Event()
+
+    async def collect() -> list[Family]:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # the library "handled" it
+                await asyncio.sleep(step)
+            steps.append(time.monotonic())
+            if checks_stop:
+                check_stop()
+        return [Family("x", "X.")]
+
+    collector = CachedCollector("x", collect, ttl=0.05, timeout=60, background=True)
+    return collector, steps, release
+
+
+async def test_close_stops_a_loop_whose_cancellation_was_swallowed() -> None:
+    collector, steps, _ = swallowing_collector(checks_stop=True)
+    await collector.result(deadline(0.1))
+    started = time.monotonic()
+    assert await collector.close(wait=2) is None  # ended, not left behind
+    assert time.monotonic() - started < 1
+    settled = len(steps)
+    await asyncio.sleep(0.1)
+    assert len(steps) == settled
+
+
+async def test_close_is_bounded_when_a_collection_cannot_be_stopped() -> None:
+    """A collection that never looks at the stop signal: close() gives up after `wait` and hands
+    the task back (the target then closes the connections under it)."""
+    collector, steps, release = swallowing_collector(checks_stop=False)
+    await collector.result(deadline(0.1))
+    started = time.monotonic()
+    stuck = await collector.close(wait=0.3)
+    assert stuck is not None and 0.3 <= time.monotonic() - started < 1
+    release.set()  # what closing its connection does: its next command fails
+    await asyncio.wait({stuck}, timeout=2)
+    assert stuck.done()
+    await collector.result(deadline(0.1))  # a closed collector never starts another run
+    settled = len(steps)
+    await asyncio.sleep(0.1)
+    assert len(steps) == settled
+
+
+async def test_a_run_that_swallowed_the_cancellation_does_not_start_another() -> None:
+    """The run returns normally after swallowing cancel(): the loop must still end."""
+    runs = []
+
+    async def collect() -> list[Family]:
+        runs.append(1)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)
+        return [Family("x", "X.")]
+
+    collector = CachedCollector("x", collect, ttl=0.01, timeout=60, background=True)
+    await collector.result(deadline(0.05))
+    assert await collector.close(wait=2) is None
+    await asyncio.sleep(0.1)
+    assert runs == [1]

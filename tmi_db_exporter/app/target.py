@@ -8,15 +8,18 @@ collectors, and a scrape gathers their rendered blocks within a deadline. The HT
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.core import selfmetrics
-from tmi_db_exporter.core.cache import CachedCollector
+from tmi_db_exporter.core.cache import CLOSE_WAIT, CachedCollector
 from tmi_db_exporter.core.contract import Source
 from tmi_db_exporter.core.exposition import Block
 from tmi_db_exporter.sources.backups import BackupSource
 from tmi_db_exporter.sources.postgres.queries import QuerySpec
+
+log = logging.getLogger(__name__)
 
 
 class Target:
@@ -56,7 +59,19 @@ class Target:
         return all(source.up for source in self.sources)
 
     async def close(self) -> None:
-        for collector in self.collectors:
-            await collector.close()
+        """Stop every collector, then close the connections, each step bounded: a collection
+        stuck in a command whose cancellation a library swallowed ends once its connection is
+        closed under it."""
+        stuck = await asyncio.gather(*(c.close() for c in self.collectors))
         for source in self.sources:
-            await source.close()
+            try:
+                async with asyncio.timeout(CLOSE_WAIT):
+                    await source.close()
+            except TimeoutError:
+                log.warning("closing the connections of %s took over %gs; left to the OS",
+                            type(source).__name__, CLOSE_WAIT)
+        leftovers = {task for task in stuck if task is not None}
+        if leftovers:
+            _, pending = await asyncio.wait(leftovers, timeout=CLOSE_WAIT)
+            for task in pending:
+                log.error("%s still runs after its connections were closed", task.get_name())

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from tmi_db_exporter.core.contract import PartialFailure, Skipped, Unavailable
 from tmi_db_exporter.core.exposition import Block, Family
 from tmi_db_exporter.core.memory import LARGE_RESULT_BYTES, release_freed_memory
+from tmi_db_exporter.core.stopping import bind_stop, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ RETRY_SECONDS = 5.0  # a background collector without a result tries again this 
 # (scrape jitter) then collects afresh, so a TTL of two scrape intervals refreshes every second
 # scrape rather than every third.
 EARLY_REFRESH = 0.05
+# How long close() waits for a collection to end after asking it to stop. A library that
+# swallowed the cancellation may be stuck in a command until its connection is closed under it.
+CLOSE_WAIT = 3.0
 Fallback = Callable[[], list[Family]]
 
 
@@ -61,6 +65,7 @@ class CachedCollector:
         self._collected_at = float("-inf")  # monotonic
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # background: run now instead of after the TTL
+        self._stop = asyncio.Event()  # set by close(): no new run, running ones end early
         # Health, exported by selfmetrics.
         self.duration = 0.0
         self.errors_total = 0
@@ -80,6 +85,8 @@ class CachedCollector:
     async def result(self, deadline: float) -> Block | None:
         """The current result, collecting first when stale; never raises."""
         now = time.monotonic()
+        if self._stop.is_set():
+            return self._block  # closed (a reload swapped this target out): never start work
         if self.background:
             if self._task is not None:
                 return self._block  # whatever the last finished run left, never waiting
@@ -96,6 +103,9 @@ class CachedCollector:
             self._task = asyncio.create_task(self._refresh(), name=f"collect {self.name}")
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout=max(0.0, deadline - now))
+        except asyncio.CancelledError:
+            if self._task is not None and not self._task.cancelled():
+                raise  # the scrape itself was cancelled (client gone, shutdown)
         except TimeoutError:
             self.deadline_misses_total += 1
             if self._block is None and self._fallback is not None:
@@ -113,10 +123,11 @@ class CachedCollector:
         )
 
     async def _loop(self) -> None:
-        while True:
+        bind_stop(self._stop)
+        while not stop_requested():
             started = time.monotonic()
             self._wake.clear()
-            await self._refresh()
+            await self._refresh()  # a cancellation swallowed in there still ends the loop
             # Without a result (server down, an error) try again soon rather than after a TTL
             # that may be minutes.
             interval = self.ttl if self._block is not None else min(self.ttl, RETRY_SECONDS)
@@ -124,15 +135,26 @@ class CachedCollector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), remaining)
 
-    async def close(self) -> None:
-        """Stop background work (and any collection in flight)."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def close(self, wait: float = CLOSE_WAIT) -> asyncio.Task[None] | None:
+        """Stop background work and any collection in flight, waiting at most `wait` seconds.
+        Returns the task when it did not end in time: it is stuck in a command whose
+        cancellation was swallowed, and closing its connections ends it."""
+        self._stop.set()
+        self._wake.set()
+        task = self._task
+        if task is None or task.done():
+            return None
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        if not done:
+            log.warning("collector %s did not stop within %gs", self.name, wait)
+            return task
+        if not task.cancelled():
+            task.exception()  # retrieved: an error of the last run is not news at shutdown
+        return None
 
     async def _refresh(self) -> None:
+        bind_stop(self._stop)
         started = time.monotonic()
         families: list[Family] | None = None
         error: str | None = None
@@ -152,6 +174,8 @@ class CachedCollector:
             error = f"timed out after {self.timeout:g}s"
         except Exception as exc:  # a collector bug or a query error must not end the scrape
             error = f"{type(exc).__name__}: {exc}".strip()
+        if stop_requested():
+            return  # closing: how a run that was cut short ended is not news
         if families is None and error is not None and self._fallback is not None:
             families = self._fallback()
         self.duration = time.monotonic() - started
