@@ -127,3 +127,81 @@ def test_every_setting_has_env_and_description_and_secrets_have_no_flag() -> Non
     for info in infos:
         assert info.description, info.key
         assert (info.flag is None) == info.secret, info.key
+
+
+def test_a_secret_file_flag_beats_the_secret_in_the_environment(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-flag-file\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("postgres:\n  password: from-config\n")
+    env = {"POSTGRES_PASSWORD": "from-env"}
+    settings = load_settings(config, env, {"postgres.password_file": str(secret)})
+    assert settings.postgres.password.get_secret_value() == "from-flag-file"
+    assert load_settings(config, env).postgres.password.get_secret_value() == "from-env"
+    assert load_settings(config).postgres.password.get_secret_value() == "from-config"
+
+
+def test_a_secret_given_twice_in_one_place_is_an_error_naming_both(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-file")
+    env = {"POSTGRES_PASSWORD": "hunter2-env", "POSTGRES_PASSWORD_FILE": str(secret)}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env=env)
+    message = str(err.value)
+    assert "POSTGRES_PASSWORD and environment variable POSTGRES_PASSWORD_FILE" in message
+    assert "hunter2" not in message
+    config = tmp_path / "config.yaml"
+    config.write_text(f"redis:\n  password: x\n  password_file: {secret}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    assert f"{config}:2: redis.password and {config}:3: redis.password_file" in str(err.value)
+
+
+def test_an_unreadable_secret_file_is_reported_with_every_other_problem(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "postgres:\n  port: many\n  password_file: /nonexistent/pw\nredis:\n  db: minus one\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    lines = [str(p) for p in err.value.problems]
+    assert any(line.startswith(f"{config}:3: postgres.password_file:") for line in lines), lines
+    assert any(line.startswith(f"{config}:2: postgres.port:") for line in lines), lines
+    assert any(line.startswith(f"{config}:5: redis.db:") for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h30m", 5400), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("45", 45), ("5 s", 5)],
+)
+def test_durations_take_go_style_text(text: str, seconds: float) -> None:
+    settings = load_settings(env={"REDIS_HOST": "x", "REDIS_KEY_CENSUS_INTERVAL": text})
+    assert settings.redis.key_census_interval == seconds
+
+
+@pytest.mark.parametrize("text", ["1x", "h", "-5s", "1h-30m"])
+def test_a_bad_duration_names_the_accepted_forms(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"REDIS_HOST": "x", "REDIS_TIMEOUT": text})
+    assert "1h30m" in str(err.value) and "REDIS_TIMEOUT" in str(err.value)
+
+
+@pytest.mark.parametrize(("given", "level"), [("warn", "warning"), ("WARN", "warning"),
+                                              ("Debug", "debug"), ("error", "error")])
+def test_log_levels_as_other_exporters_spell_them(given: str, level: str) -> None:
+    assert load_settings(env={"TMI_EXPORTER_LOG_LEVEL": given}).log_level == level
+
+
+def test_boolean_flags_work_bare_and_help_shows_choices_and_typed_defaults() -> None:
+    from tmi_db_exporter.cli import _flags, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "--redis-tls", "--redis-host", "h"])
+    assert load_settings(flags=_flags(args)).redis.tls is True
+    args = parser.parse_args(["run", "--redis-tls", "false", "--redis-host", "h"])
+    assert load_settings(flags=_flags(args)).redis.tls is False
+    help_text = " ".join(parser._subparsers._group_actions[0].choices["run"].format_help().split())
+    assert "--redis-timeout VALUE Connect and command timeout (env REDIS_TIMEOUT; default: 5s)" \
+        in help_text
+    assert "one of debug, info, warning, error; default: info" in help_text
+    assert "REDIS_KEY_CENSUS_INTERVAL; default: 5m" in help_text

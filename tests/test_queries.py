@@ -116,7 +116,7 @@ def test_check_config_command_prints_file_line_and_field(tmp_path: Path) -> None
 
     good = subprocess.run(
         [sys.executable, "-m", "tmi_db_exporter", "check-config"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "REDIS_HOST": "localhost"},
     )
     assert good.returncode == 0, good.stderr
     assert "configuration is valid" in good.stdout

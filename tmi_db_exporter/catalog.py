@@ -129,7 +129,7 @@ def settings_table() -> str:
             flag = f"`{info.file_flag}`"
         else:
             env, flag = f"`{info.env}`", f"`{info.flag}`"
-        default = "" if info.default in (None, []) else f"`{info.default}`"
+        default = f"`{info.shown_default}`" if info.shown_default else ""
         lines.append(f"| `{info.key}` | {env} | {flag} | {default} | {_cell(info.description)} |")
     return "\n".join(lines)
 

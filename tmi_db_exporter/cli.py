@@ -42,7 +42,6 @@ def _settings_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("settings (flag > environment > config file > default)")
     group.add_argument("--config", type=Path, metavar="FILE", help="YAML config file")
     for info in setting_infos():
-        default = f"default: {info.default}" if info.default not in (None, []) else "no default"
         if info.secret:
             group.add_argument(
                 info.file_flag,
@@ -51,11 +50,15 @@ def _settings_parser() -> argparse.ArgumentParser:
                 help=f"file that holds: {info.description} (env {info.env}, {info.env}_FILE)",
             )
             continue
+        facts = [f"env {info.env}"]
+        if info.choices:
+            facts.append("one of " + ", ".join(info.choices))
+        facts.append(f"default: {info.shown_default}" if info.shown_default else "no default")
+        extra: dict[str, Any] = {"metavar": "VALUE"}
+        if info.is_bool:  # `--redis-tls` alone means true
+            extra = {"metavar": "true|false", "nargs": "?", "const": "true"}
         group.add_argument(
-            info.flag,
-            dest=info.key,
-            metavar="VALUE",
-            help=f"{info.description} (env {info.env}; {default})",
+            info.flag, dest=info.key, help=f"{info.description} ({'; '.join(facts)})", **extra
         )
     return parser
 
@@ -120,8 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _load(args)
         specs = load_specs(settings)
         web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
-        if args.command == "check-config":
-            return _check_config(settings, len(specs))
         if settings.postgres is None and settings.redis is None and not settings.targets:
             print(
                 "error: nothing to monitor: set POSTGRES_HOST (or other POSTGRES_* settings) "
@@ -129,14 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
+        if args.command == "check-config":
+            return _check_config(settings, len(specs))
         if args.command == "once":
             return asyncio.run(_once(settings, specs))
         def reload() -> tuple[Settings, list[QuerySpec]]:
             fresh = _load(args)
             return fresh, load_specs(fresh)
 
-        asyncio.run(_serve(Runtime(reload, settings, specs), web_config))
-        return 0
+        return asyncio.run(_serve(Runtime(reload, settings, specs), web_config))
     except ConfigError as exc:
         print(f"configuration error ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:
@@ -150,15 +152,18 @@ def _check_config(settings: Settings, query_count: int) -> int:
     print(f"configuration is valid: {query_count} queries")
     for kind, target in settings.described_targets():
         print(f"  {kind}: {target}")
-    if settings.postgres is None and settings.redis is None:
-        print("  note: no database configured yet (set POSTGRES_HOST and/or REDIS_HOST)")
     return 0
 
 
-async def _serve(runtime: Runtime, web_config: WebConfig | None) -> None:
-    from tmi_db_exporter.app.server import serve  # aiohttp is only needed when serving
+async def _serve(runtime: Runtime, web_config: WebConfig | None) -> int:
+    from tmi_db_exporter.app.server import ListenError, serve  # aiohttp: only when serving
 
-    await serve(runtime, web_config)
+    try:
+        await serve(runtime, web_config)
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
 
 
 async def _demo(args: argparse.Namespace) -> int:

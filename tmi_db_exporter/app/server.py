@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
 import signal
 
 from aiohttp import web
@@ -27,6 +28,11 @@ from tmi_db_exporter.core.memory import freeze_startup_objects
 log = logging.getLogger(__name__)
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
+
+
+class ListenError(Exception):
+    """The HTTP server could not start listening; the message says where and why."""
+
 DEADLINE_MARGIN = 0.5  # seconds kept back for the HTTP response itself
 
 
@@ -158,7 +164,14 @@ async def serve(
         site = web.TCPSite(
             runner, settings.listen_address, settings.listen_port, ssl_context=ssl_context
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # port in use, no such address, a host:port given as address
+            plain = exc.errno and exc.errno > 0  # aiohttp wraps EADDRINUSE in a long text
+            reason = os.strerror(exc.errno) if plain else (exc.strerror or str(exc))
+            raise ListenError(
+                f"cannot listen on {settings.listen_address} port {settings.listen_port}: {reason}"
+            ) from None
         freeze_startup_objects()
         scheme = "https" if ssl_context else "http"
         log.info(

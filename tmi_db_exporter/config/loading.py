@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 
+from tmi_db_exporter.config.durations import format_duration, parse_duration
 from tmi_db_exporter.config.settings import (
     ENV_PREFIX,
     SECTION_ENV_PREFIX,
@@ -21,7 +22,13 @@ from tmi_db_exporter.config.settings import (
     RedisSettings,
     Settings,
 )
-from tmi_db_exporter.config.yamlfile import ConfigError, Problem, dotted, load_yaml_file
+from tmi_db_exporter.config.yamlfile import (
+    ConfigError,
+    Problem,
+    YamlDocument,
+    dotted,
+    load_yaml_file,
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,26 @@ class SettingInfo:
     description: str
     default: Any
     is_list: bool
+    is_bool: bool = False
+    is_duration: bool = False
+    choices: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return ".".join(self.path)
+
+    @property
+    def shown_default(self) -> str:
+        """The default as a user would type it (`5s`, `true`, `a,b`); empty when none."""
+        if self.default is None or self.default == []:
+            return ""
+        if self.is_duration:
+            return format_duration(self.default)
+        if self.is_bool:
+            return "true" if self.default else "false"
+        if self.is_list:
+            return ",".join(str(item) for item in self.default)
+        return str(self.default)
 
     @property
     def file_flag(self) -> str:
@@ -63,6 +86,7 @@ def _info(path: tuple[str, ...], env: str, field: Any) -> SettingInfo:
     annotation = str(field.annotation)
     secret = "SecretStr" in annotation
     flag = None if secret else "--" + "-".join(path).replace("_", "-")
+    literal = get_origin(field.annotation) is Literal
     return SettingInfo(
         path=path,
         env=env,
@@ -71,6 +95,11 @@ def _info(path: tuple[str, ...], env: str, field: Any) -> SettingInfo:
         description=field.description or "",
         default=field.default,
         is_list="list[" in annotation,
+        is_bool=field.annotation is bool,
+        is_duration=any(
+            isinstance(m, BeforeValidator) and m.func is parse_duration for m in field.metadata
+        ),
+        choices=tuple(get_args(field.annotation)) if literal else (),
     )
 
 
@@ -88,6 +117,78 @@ def _read_secret_file(path: str) -> str:
         return handle.read().rstrip("\r\n")
 
 
+@dataclass(frozen=True)
+class _Given:
+    """One value given for a setting: the value itself, or the name of a file holding it."""
+
+    raw: Any
+    where: str  # shown in errors: "flag --x", "environment variable X", "file.yaml:12"
+    from_file: bool = False
+
+
+def _given_in_file(
+    info: SettingInfo, tree: dict[str, Any], doc: YamlDocument | None
+) -> list[_Given]:
+    """A secret in the config file: `<name>` and/or `<name>_file` (taken out of the tree)."""
+    section = tree.get(info.path[0], {}) if len(info.path) > 1 else tree
+    if not isinstance(section, dict) or doc is None:
+        return []
+    given = []
+    name = info.path[-1]
+    if name in section:
+        line = doc.line_of(info.path)
+        given.append(_Given(section.pop(name), f"{doc.source}:{line}: {info.key}"))
+    if f"{name}_file" in section:
+        line = doc.line_of((*info.path[:-1], f"{name}_file"))
+        given.append(
+            _Given(section.pop(f"{name}_file"), f"{doc.source}:{line}: {info.key}_file", True)
+        )
+    return given
+
+
+def _secret_sources(
+    info: SettingInfo,
+    tree: dict[str, Any],
+    doc: YamlDocument | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> list[list[_Given]]:
+    """What was given for a secret, per source, in rising precedence: file, environment, flag."""
+    in_env = []
+    if info.env in env:
+        in_env.append(_Given(env[info.env], f"environment variable {info.env}"))
+    if env.get(info.env + "_FILE"):
+        in_env.append(
+            _Given(env[info.env + "_FILE"], f"environment variable {info.env}_FILE", True)
+        )
+    in_flags = []
+    if flags.get(info.key + "_file"):
+        in_flags.append(_Given(flags[info.key + "_file"], f"flag {info.file_flag}", True))
+    return [_given_in_file(info, tree, doc), in_env, in_flags]
+
+
+def _secret_value(
+    info: SettingInfo, sources: list[list[_Given]]
+) -> tuple[_Given | None, list[Problem]]:
+    """The secret from the source of highest precedence, read from its file if it names one.
+    Two values in one source (say POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE) are a mistake,
+    not a choice: neither is guessed."""
+    problems = [
+        Problem(" and ".join(g.where for g in given), info.key, "given twice; keep one")
+        for given in sources
+        if len(given) > 1
+    ]
+    chosen = next((given[0] for given in reversed(sources) if len(given) == 1), None)
+    if problems or chosen is None or not chosen.from_file:
+        return chosen, problems
+    try:
+        return _Given(_read_secret_file(str(chosen.raw)), chosen.where), []
+    except OSError as exc:
+        return None, [Problem(chosen.where, info.key, f"cannot read: {exc.strerror}")]
+    except ValueError:  # e.g. a NUL byte in the path
+        return None, [Problem(chosen.where, info.key, "not a usable file name")]
+
+
 def load_settings(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -96,7 +197,8 @@ def load_settings(
     """Merge defaults < config file < environment < flags, then validate everything at once.
 
     `flags` maps a setting key (`postgres.port`, or `postgres.password_file` for a secret file)
-    to the value given on the command line.
+    to the value given on the command line. Every problem is reported together: unreadable
+    secret files as well as invalid values, each with where it was given.
     """
     env = env or {}
     flags = flags or {}
@@ -120,38 +222,26 @@ def load_settings(
         origin[info.path] = where
 
     for info in setting_infos():
-        # *_FILE secrets: from the file's key `<name>_file`, the env var or the flag.
         if info.secret:
-            file_path = tree.get(info.path[0], {}) if len(info.path) > 1 else tree
-            sources = [
-                (
-                    file_path.pop(f"{info.path[-1]}_file", None)
-                    if isinstance(file_path, dict)
-                    else None,
-                    f"{config_file}: {info.key}_file",
-                ),
-                (env.get(info.env + "_FILE"), f"environment variable {info.env}_FILE"),
-                (flags.get(info.key + "_file"), f"flag {info.file_flag}"),
-            ]
-            for secret_path, where in sources:
-                if secret_path:
-                    try:
-                        apply(info, _read_secret_file(str(secret_path)), where)
-                    except OSError as exc:
-                        problems.append(Problem(where, info.key, f"cannot read: {exc.strerror}"))
-                    except ValueError:  # e.g. a NUL byte in the path
-                        problems.append(Problem(where, info.key, "not a usable file name"))
+            chosen, secret_problems = _secret_value(
+                info, _secret_sources(info, tree, doc, env, flags)
+            )
+            problems += secret_problems
+            if chosen is not None:
+                apply(info, chosen.raw, chosen.where)
+            continue
         if info.env in env:
             apply(info, env[info.env], f"environment variable {info.env}")
         if info.key in flags and flags[info.key] is not None:
             apply(info, flags[info.key], f"flag {info.flag}")
 
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(problems + _explain(exc, origin, doc)) from None
     if problems:
         raise ConfigError(problems)
-    try:
-        return Settings.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, origin, doc)) from None
+    return settings
 
 
 def _explain(exc: ValidationError, origin: dict[Any, str], doc: Any) -> list[Problem]:

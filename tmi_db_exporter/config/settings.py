@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 from tmi_db_exporter.config.durations import Duration
 
@@ -19,6 +19,14 @@ TARGET_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 DEFAULT_PORT = 9432  # neither postgres_exporter's 9187 nor redis_exporter's 9121
 ENV_PREFIX = "TMI_EXPORTER_"
 SECTION_ENV_PREFIX = {"postgres": "POSTGRES_", "redis": "REDIS_"}
+
+
+def _log_level_name(value: Any) -> Any:
+    """`warn` and `WARN` too, as other exporters (and Go's slog) spell it."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return "warning" if value == "warn" else value
+    return value
 
 
 class _Section(BaseModel):
@@ -255,9 +263,9 @@ class Settings(_Section):
     extra_queries_files: list[Path] = Field(
         [], description="More queries files, added to the built-in ones (comma-separated)"
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Log verbosity"
-    )
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], BeforeValidator(_log_level_name)
+    ] = Field("info", description="Log verbosity")
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text or as one JSON object each"
     )
