@@ -139,7 +139,9 @@ async def test_reload_applies_valid_config_and_keeps_the_last_good_one(
     config = tmp_path / "config.yml"
     one = f"  one:\n    redis: {{host: 127.0.0.1, port: {redis_server.port}}}\n"
     config.write_text("targets:\n" + one)
-    async with running({}, config_file=config) as base:
+    async with running({}, config_file=config) as base:  # off unless asked for
+        assert (await fetch(f"{base}/-/reload", method="POST"))[0] == 403
+    async with running({}, {"enable_lifecycle": "true"}, config_file=config) as base:
         assert (await fetch(f"{base}/probe?target=one"))[0] == 200
         config.write_text("targets:\n  one: [this is not, a target]\n")
         status, _ = await fetch(f"{base}/-/reload", method="POST")

@@ -93,7 +93,10 @@ async def probe(request: web.Request) -> web.StreamResponse:
 
 
 async def reload(request: web.Request) -> web.Response:
-    if await request.app[RUNTIME_KEY].reload():
+    runtime = request.app[RUNTIME_KEY]
+    if not runtime.settings.enable_lifecycle:  # anyone who can reach the port could reload
+        return web.Response(status=403, text="lifecycle API is not enabled (--enable-lifecycle)\n")
+    if await runtime.reload():
         return web.Response(text="configuration reloaded\n")
     return web.Response(status=500, text="reload failed; the previous configuration stays\n")
 

@@ -269,6 +269,11 @@ class Settings(_Section):
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text or as one JSON object each"
     )
+    enable_lifecycle: bool = Field(
+        False,
+        description="Serve POST /-/reload, as Prometheus' --web.enable-lifecycle does "
+        "(SIGHUP always reloads)",
+    )
     web_config_file: Path | None = Field(
         None,
         description="TLS and basic auth for every endpoint (Prometheus exporter-toolkit format)",
