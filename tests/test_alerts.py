@@ -1,6 +1,6 @@
 """Alert and recording rules: promtool accepts and unit-tests them, every alert has a firing and a
 quiet test case and a runbook section, they read only metrics the exporter exports (with the
-right functions for their types), and their thresholds come from alerts/thresholds.toml."""
+right functions for their types), and their thresholds come from monitoring/thresholds.toml."""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ from typing import Any
 
 import pytest
 
-from alerts import build, checks, promql
+from monitoring import build, checks, layout, promql, thresholds
+from monitoring.rules import model, render
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool comes with Debian's prometheus package (.ci/run installs it)"
 )
-RUNBOOK = build.RUNBOOK.read_text()
+RUNBOOK = layout.RUNBOOK.read_text()
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL
     return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120,
-                          cwd=build.ROOT)
+                          cwd=layout.ROOT)
 
 
 @needs_promtool
@@ -39,7 +40,7 @@ def test_promtool_unit_tests_pass() -> None:
     assert PROMTOOL
     # one promtool per file, side by side: together they take a while
     runs = [subprocess.Popen([PROMTOOL, "test", "rules", str(path)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, cwd=build.ROOT)
+                             stderr=subprocess.STDOUT, text=True, cwd=layout.ROOT)
             for path in checks.TEST_FILES]
     failures = []
     for run in runs:
@@ -51,8 +52,8 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_generated_files_are_current() -> None:
     stale = build.stale(build.outputs().items())
-    names = [str(p.relative_to(build.ROOT)) for p in stale]
-    assert not stale, f"out of date: {names}; run: python -m alerts.build"
+    names = [str(p.relative_to(layout.ROOT)) for p in stale]
+    assert not stale, f"out of date: {names}; run: python -m monitoring.build"
 
 
 def _unit_cases() -> dict[str, list[list[Any]]]:
@@ -91,14 +92,14 @@ def test_alerts_have_severity_summary_description_and_runbook() -> None:
             continue
         name = rule["alert"]
         assert re.fullmatch(r"Tmi[A-Z]\w+", name)
-        assert rule["labels"]["severity"] in build.SEVERITIES, name
+        assert rule["labels"]["severity"] in model.SEVERITIES, name
         notes = rule["annotations"]
         assert notes["summary"] and notes["description"], name
         assert "$value" in notes["description"] or "$labels" in notes["description"], name
         anchor = notes["runbook_url"].rsplit("#", 1)[1]
         assert anchor == name.lower()
         assert re.search(rf"^#+ {name}$", RUNBOOK, re.MULTILINE), f"no runbook section {name}"
-        boards = tuple(f"/d/{uid}" for uid in build.DASHBOARD_OF_GROUP.values())
+        boards = tuple(f"/d/{uid}" for uid in model.DASHBOARD_OF_GROUP.values())
         assert notes["dashboard"].endswith(boards), name
 
 
@@ -176,7 +177,7 @@ def test_recording_rules_follow_the_naming_convention() -> None:
 
 
 def test_thresholds_file_and_rules_agree() -> None:
-    t = build.load_thresholds()
+    t = thresholds.load_thresholds()
     names = set(checks.alert_exprs())
     assert set(t) - {"settings"} == names, "one [section] per alert, no more, no less"
     for name in names:
@@ -193,12 +194,12 @@ def test_thresholds_file_and_rules_agree() -> None:
 def test_editing_one_threshold_changes_rules_and_dashboards() -> None:
     import json
 
-    from dashboards.build import dashboards
+    from monitoring.dashboards import dashboards
 
-    t = build.load_thresholds()
+    t = thresholds.load_thresholds()
     t["TmiPostgresConnectionsNearMax"]["warning"] = 0.7
     t["TmiRedisMemoryNearMax"]["ratio"] = 0.85
-    rules = build.rule_files(t)
+    rules = render.rule_files(t)
     exprs = [r["expr"] for r in rules["postgres.rules.yml"]["groups"][0]["rules"]
              if r.get("alert") == "TmiPostgresConnectionsNearMax"]
     assert "instance:pg_connections_usage:ratio > 0.7" in exprs
@@ -216,9 +217,9 @@ def test_editing_one_threshold_changes_rules_and_dashboards() -> None:
 def test_template_functions_match_prometheus() -> None:
     """Spot checks of the Python twins of Prometheus' humanize functions (the unit tests
     compare their output with Prometheus' for real)."""
-    assert build.humanize_duration(600) == "10m 0s"
-    assert build.humanize_duration(100000) == "1d 3h 46m 40s"
-    assert build.humanize_duration(0.2) == "200ms"
-    assert build.humanize_percentage(0.9) == "90%"
-    assert build.humanize1024(2**31) == "2Gi"
-    assert build.humanize(1500) == "1.5k"
+    assert thresholds.humanize_duration(600) == "10m 0s"
+    assert thresholds.humanize_duration(100000) == "1d 3h 46m 40s"
+    assert thresholds.humanize_duration(0.2) == "200ms"
+    assert thresholds.humanize_percentage(0.9) == "90%"
+    assert thresholds.humanize1024(2**31) == "2Gi"
+    assert thresholds.humanize(1500) == "1.5k"

@@ -112,3 +112,21 @@ def test_the_flow_check_sees_a_wrong_import(tmp_path: Path) -> None:
     bad.write_text("from tmi_db_exporter.app.server import serve\n"
                    "if TYPE_CHECKING:\n    from tmi_db_exporter.cli import main\n")
     assert _imports(bad) == {f"{ROOT_NAME}.app.server"}
+
+
+def test_monitoring_reads_only_the_catalog_and_rules_and_dashboards_stay_apart() -> None:
+    """The rules and dashboards build from thresholds alone; of the exporter they read only the
+    metric registry (through the catalog), and neither imports the other."""
+    root = PACKAGE.parent / "monitoring"
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        modules = {
+            node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        exporter = {m for m in modules if m.split(".")[0] == ROOT_NAME}
+        assert exporter <= {f"{ROOT_NAME}.catalog"}, f"{path}: {exporter}"
+        area = path.relative_to(root).parts[0]
+        other = {"rules": "monitoring.dashboards", "dashboards": "monitoring.rules"}.get(area)
+        if other:
+            assert not any(m.startswith(other) for m in modules), f"{path} imports {other}"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts import checks, promql
+from monitoring import checks, promql
 
 BOARDS = checks.dashboards()
 ROOT = checks.ROOT
@@ -232,7 +232,7 @@ def test_compose_services_reference_each_other_consistently() -> None:
 def test_prometheus_config_scrapes_the_exporter_and_loads_the_rules() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    from alerts.build import load_thresholds
+    from monitoring.thresholds import load_thresholds
 
     job = jobs[load_thresholds()["settings"]["exporter_job"]]
     assert job["static_configs"][0]["targets"] == ["exporter:9432"]
@@ -265,9 +265,12 @@ def test_grafana_provisioning() -> None:
 
 
 def test_demo_load_uses_the_demo_module() -> None:
-    """deploy/demo-load.py drives exporter.demo; the functions it calls must exist."""
-    from exporter import demo
+    """deploy/demo-load.py drives the demo's data and load modules; what it calls must exist."""
+    import importlib
 
     script = (DEPLOY / "demo-load.py").read_text()
-    for function in re.findall(r"demo\.(\w+)\(", script):
-        assert callable(getattr(demo, function, None)), f"exporter.demo.{function} is gone"
+    calls = re.findall(r"\b(data|load)\.(\w+)\(", script)
+    assert calls, "demo-load.py no longer calls the demo modules"
+    for module, function in calls:
+        found = getattr(importlib.import_module(f"tmi_db_exporter.demo.{module}"), function, None)
+        assert callable(found), f"tmi_db_exporter.demo.{module}.{function} is gone"

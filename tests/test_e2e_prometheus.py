@@ -3,12 +3,12 @@ every dashboard panel's query is asked through Prometheus' HTTP API. Each panel 
 have data must have it; the rules must load and evaluate without errors, and the alerts the
 demo data deserves (Redis without a password, sessions without TTL, ...) must be on their way.
 
-The servers are the demo's (exporter.demo: TMI data and load on a throwaway PostgreSQL and
-Redis) plus a streaming standby of that PostgreSQL with an exporter of its own, so that the
-replication panels of both sides have data. They also get what some other panels need: a backup
-directory with a file, an unused replication slot, a Redis maxmemory, AOF, a low slowlog
-threshold, a latency spike and statement text. Only the panels in NO_DATA may stay empty, each
-for the reason given there.
+The servers are the demo's (tmi_db_exporter.demo: TMI data and load on a throwaway
+PostgreSQL and Redis) plus a streaming standby of that PostgreSQL with an exporter of its own, so
+that the replication panels of both sides have data. They also get what some other panels need: a
+backup directory with a file, an unused replication slot, a Redis maxmemory, AOF, a low slowlog
+threshold, a latency spike and statement text. Only the panels in NO_DATA may stay empty, each for
+the reason given there.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from alerts import checks, promql
-from exporter import demo
-from exporter.local_servers import LocalPostgres, LocalRedis
-from exporter.queries import default_queries_path
+from monitoring import checks, promql
+from tmi_db_exporter.demo import data as demo_data
+from tmi_db_exporter.demo import load as demo_load
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
+from tmi_db_exporter.sources.postgres.queries import default_queries_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -87,8 +88,8 @@ async def servers() -> AsyncIterator[tuple[LocalPostgres, LocalPostgres, LocalRe
     try:
         await asyncio.gather(asyncio.to_thread(primary.start),
                              asyncio.to_thread(redis_server.start))
-        await demo.seed_postgres(primary.dsn("postgres"))
-        await demo.seed_redis(redis_server.url)
+        await demo_data.seed_postgres(primary.dsn("postgres"))
+        await demo_data.seed_redis(redis_server.url)
         # pg_basebackup waits for a spread checkpoint; with the seed data still dirty in
         # shared buffers that takes minutes, after an explicit CHECKPOINT it is instant
         async with await psycopg.AsyncConnection.connect(primary.dsn(),
@@ -96,7 +97,7 @@ async def servers() -> AsyncIterator[tuple[LocalPostgres, LocalPostgres, LocalRe
             await conn.execute("CHECKPOINT")
         await asyncio.to_thread(standby.start)
         stop = asyncio.Event()
-        load = asyncio.create_task(demo.run_load(primary.dsn("tmi"), redis_server.url, stop))
+        load = asyncio.create_task(demo_load.run_load(primary.dsn("tmi"), redis_server.url, stop))
         try:
             yield primary, standby, redis_server
         finally:
@@ -129,7 +130,7 @@ async def slow_reports(dsn: str) -> None:
     10-minute mean is there within the test's few seconds."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         while True:
-            await conn.execute(demo.SLOW_STATEMENT)
+            await conn.execute(demo_data.SLOW_STATEMENT)
             await asyncio.sleep(1)
 
 
@@ -249,7 +250,7 @@ async def run_and_check(tmp_path: Path, primary: LocalPostgres, standby: LocalPo
     instances = [f"127.0.0.1:{port}", f"127.0.0.1:{standby_port}"]
     logs = [tmp_path / "exporter.log", tmp_path / "exporter-standby.log"]
     prom_log = tmp_path / "prometheus.log"
-    command = [sys.executable, "-m", "exporter", "run"]
+    command = [sys.executable, "-m", "tmi_db_exporter", "run"]
     async with started(command, logs[0], main_env) as main, \
             started(command, logs[1], standby_env) as second:
         await wait_http(f"http://{instances[0]}/healthz", 30, main, logs[0])

@@ -18,14 +18,12 @@ from typing import Any
 
 import yaml
 
-from alerts import promql
+from monitoring import layout, promql
 
-ROOT = Path(__file__).resolve().parent.parent
-ALERTS_DIR = ROOT / "alerts"
-DASHBOARDS_DIR = ROOT / "dashboards"
-RULE_FILES = sorted(ALERTS_DIR.glob("*.yml"))
-TEST_FILES = sorted((ALERTS_DIR / "tests").glob("*.yml"))
-DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
+ROOT = layout.ROOT  # the tests find deploy/ from here
+RULE_FILES = sorted(layout.ALERTS_DIR.glob("*.yml"))
+TEST_FILES = sorted(layout.RULE_TESTS_DIR.glob("*.yml"))
+DASHBOARD_FILES = sorted(layout.DASHBOARDS_DIR.glob("*.json"))
 
 # pg_settings_<name>[_bytes|_seconds]: one metric per server setting, named after it.
 SETTINGS_METRIC = re.compile(r"pg_settings_[a-z0-9_]+")
@@ -42,15 +40,11 @@ GRAFANA_DEFAULTS = {
 
 
 def catalog() -> dict[str, str]:
-    """Every metric the exporter can export -> its type, from the exporter's catalog."""
-    from exporter.catalog import metrics_table
+    """Every metric the exporter can export -> its type, from the package's metric registry
+    (the same rows the README's metric table is rendered from)."""
+    from tmi_db_exporter.catalog import metric_types  # here: the rule-only checks need no exporter
 
-    types = {}
-    for line in metrics_table().splitlines():
-        match = re.match(r"\| `([^`]+)` \| (\w+) \|", line)
-        if match:
-            types[match.group(1)] = match.group(2)
-    return types
+    return metric_types()
 
 
 def load_yaml(path: Path) -> Any:
