@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from monitoring import checks, promql
+from tmi_db_exporter import catalog
 from tmi_db_exporter.demo import data as demo_data
 from tmi_db_exporter.demo import load as demo_load
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
@@ -52,6 +53,18 @@ NO_DATA = {
 ABSENT_ON_DEMO = {
     "tmi_db_exporter_query_skipped": "nothing is skipped",
     "ALERTS": "no alert has fired yet (their `for` is minutes)",
+}
+# Series Prometheus makes itself.
+PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
+                  "scrape_samples_post_metric_relabeling", "scrape_series_added",
+                  "ALERTS", "ALERTS_FOR_STATE"}
+# Documented metrics that the demo servers cannot produce, and why.
+NOT_ON_DEMO = {
+    "tmi_db_exporter_query_skipped": "every collector can run on the demo",
+}
+# Documented metrics that depend on the server's version, and why.
+VERSION_DEPENDENT = {
+    "redis_acl_access_denied_total": "INFO has acl_access_denied_* from Redis 7.2 on",
 }
 # Alerts the demo data deserves, which must at least be pending after a few evaluations.
 EXPECTED_ACTIVE = {
@@ -81,10 +94,14 @@ def fast_queries_file(directory: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def servers() -> AsyncIterator[tuple[LocalPostgres, LocalPostgres, LocalRedis]]:
-    """The demo's servers, data and load, plus a streaming standby of the PostgreSQL."""
+async def servers() -> AsyncIterator[
+    tuple[LocalPostgres, LocalPostgres, LocalRedis, LocalRedis]
+]:
+    """The demo's servers, data and load, plus a streaming standby of the PostgreSQL and a
+    replica of the Redis (each watched by the second exporter)."""
     primary, redis_server = LocalPostgres(), LocalRedis()
     standby = LocalPostgres(primary=primary)
+    redis_replica = LocalRedis(extra_config={"replicaof": f"127.0.0.1 {redis_server.port}"})
     try:
         await asyncio.gather(asyncio.to_thread(primary.start),
                              asyncio.to_thread(redis_server.start))
@@ -95,16 +112,17 @@ async def servers() -> AsyncIterator[tuple[LocalPostgres, LocalPostgres, LocalRe
         async with await psycopg.AsyncConnection.connect(primary.dsn(),
                                                          autocommit=True) as conn:
             await conn.execute("CHECKPOINT")
-        await asyncio.to_thread(standby.start)
+        await asyncio.gather(asyncio.to_thread(standby.start),
+                             asyncio.to_thread(redis_replica.start))
         stop = asyncio.Event()
         load = asyncio.create_task(demo_load.run_load(primary.dsn("tmi"), redis_server.url, stop))
         try:
-            yield primary, standby, redis_server
+            yield primary, standby, redis_server, redis_replica
         finally:
             stop.set()
             await asyncio.gather(load, return_exceptions=True)
     finally:
-        for server in (standby, primary, redis_server):
+        for server in (standby, primary, redis_replica, redis_server):
             await asyncio.to_thread(server.stop)
 
 
@@ -215,12 +233,12 @@ async def test_dashboards_and_rules_on_a_real_prometheus(tmp_path: Path) -> None
     if prometheus is None:
         pytest.fail("prometheus not found: apt-get install prometheus (.ci/run installs it)")
     started_at = time.monotonic()
-    async with servers() as (primary, standby, redis_server):
+    async with servers() as (primary, standby, redis_server, redis_replica):
         await prepare(primary, redis_server, tmp_path / "backups")
         reports = asyncio.create_task(slow_reports(primary.dsn("tmi")))
         try:
-            await run_and_check(tmp_path, primary, standby, redis_server, prometheus,
-                                started_at)
+            await run_and_check(tmp_path, primary, standby, redis_server, redis_replica,
+                                prometheus, started_at)
         finally:
             reports.cancel()
             await asyncio.gather(reports, return_exceptions=True)
@@ -238,7 +256,8 @@ def exporter_env(port: int, postgres: LocalPostgres, **more: str) -> dict[str, s
 
 
 async def run_and_check(tmp_path: Path, primary: LocalPostgres, standby: LocalPostgres,
-                        redis_server: LocalRedis, prometheus: str, started_at: float) -> None:
+                        redis_server: LocalRedis, redis_replica: LocalRedis, prometheus: str,
+                        started_at: float) -> None:
     port, standby_port, prom_port = free_port(), free_port(), free_port()
     queries_file = str(fast_queries_file(tmp_path))
     main_env = exporter_env(
@@ -246,7 +265,9 @@ async def run_and_check(tmp_path: Path, primary: LocalPostgres, standby: LocalPo
         REDIS_HOST=redis_server.host, REDIS_PORT=str(redis_server.port),
         REDIS_SLOWLOG_INTERVAL="1s", TMI_EXPORTER_BACKUP_PATHS=str(tmp_path / "backups"),
         TMI_EXPORTER_QUERIES_FILE=queries_file)
-    standby_env = exporter_env(standby_port, standby, TMI_EXPORTER_QUERIES_FILE=queries_file)
+    standby_env = exporter_env(
+        standby_port, standby, TMI_EXPORTER_QUERIES_FILE=queries_file,
+        REDIS_HOST=redis_replica.host, REDIS_PORT=str(redis_replica.port))
     instances = [f"127.0.0.1:{port}", f"127.0.0.1:{standby_port}"]
     logs = [tmp_path / "exporter.log", tmp_path / "exporter-standby.log"]
     prom_log = tmp_path / "prometheus.log"
@@ -315,6 +336,16 @@ async def check_everything(api: PromAPI, instances: list[str], started_at: float
     used = set().union(*(promql.metric_names(expr) for _, expr in checks.all_exprs()))
     missing = used - present - recorded - set(ABSENT_ON_DEMO)
     assert not missing, f"used but never exported on the demo: {missing}"
+
+    # every metric exported is documented, every documented one is exported on the demo
+    documented = {row.name for row in catalog.metric_rows()}
+    exported = present - recorded - PROMETHEUS_OWN
+    undocumented = {n for n in exported - documented if not n.startswith("pg_settings_")}
+    assert not undocumented, f"exported but not in the registry/README: {sorted(undocumented)}"
+    settings_row = {n for n in documented if n.startswith("pg_settings_<")}
+    never = documented - present - settings_row - set(NOT_ON_DEMO) - set(VERSION_DEPENDENT)
+    assert not never, f"documented but never exported on the demo: {sorted(never)}"
+    assert not set(NOT_ON_DEMO) & present, "NOT_ON_DEMO names a metric the demo exports"
 
     # the dashboard variables find their values
     for board in checks.dashboards().values():
