@@ -11,12 +11,8 @@ import redis
 
 from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
 from tmi_db_exporter.demo.servers import LocalRedis
-from tmi_db_exporter.sources.redis.census import (
-    classify,
-    glob_regex,
-    parse_key_groups,
-    without_census_lookups,
-)
+from tmi_db_exporter.sources.redis.census import without_census_lookups
+from tmi_db_exporter.sources.redis.key_groups import classify, glob_regex, parse_key_groups
 
 KEYS = [
     "session:alice:1", "session:bob:2", "session", "sessions:x", "cache:threat_model:9",

@@ -12,7 +12,8 @@ import redis
 
 from tests.conftest import eventually, make_exporter, redis_env, scrape, scrape_once
 from tmi_db_exporter.demo.servers import LocalRedis
-from tmi_db_exporter.sources.redis.source import parse_info, slowlog_command
+from tmi_db_exporter.sources.redis.info import parse_info
+from tmi_db_exporter.sources.redis.slowlog import slowlog_command
 
 pytestmark = pytest.mark.integration
 

@@ -87,7 +87,8 @@ def _queries_rows() -> list[MetricRow]:
 def metric_rows() -> list[MetricRow]:
     """Every metric the exporter can export, in README order."""
     _import_all()
-    groups = sorted(registered(), key=lambda group: _area(group.module))
+    # By area, then by module name: the order does not depend on which module was imported first.
+    groups = sorted(registered(), key=lambda group: (_area(group.module), group.module))
     rows: list[MetricRow] = []
     for index, group in enumerate(groups):
         rows += [MetricRow(d.name, d.type, d.labels, d.help, group.origin) for d in group.defs]

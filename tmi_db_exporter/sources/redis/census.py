@@ -12,8 +12,9 @@ blocking the server that TMI depends on:
   unlike a Lua script that would hold the server for the whole batch; no KEYS, no Lua;
 - a TTL lookup counts as a keyspace hit on the server, which would drown the guide's hit rate
   (a million lookups per census); the census therefore uses a command that applications hardly
-  use, and the INFO collector subtracts that command's commandstats calls from the hits (see
-  `without_census_lookups`), exactly, since INFO is one snapshot;
+  use, publishes it with its misses (`CensusLookups`), and the INFO collector subtracts that
+  command's commandstats calls from the hits (see `without_census_lookups`), exactly, since
+  INFO is one snapshot;
 - memory is estimated from a uniform sample (reservoir sampling) of MEMORY USAGE per group,
   and the sample size is exported next to the estimate;
 - a pause between steps leaves the server to its clients; the census runs in the background
@@ -27,21 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
+from tmi_db_exporter.core.contract import PartialFailure, Unavailable
 from tmi_db_exporter.core.exposition import Family
 from tmi_db_exporter.core.metrics import MetricGroup
-
-UNCLASSIFIED = "unclassified"  # keys that match no group; redis_exporter's name for them
+from tmi_db_exporter.core.reachability import Reachability
+from tmi_db_exporter.sources.redis.client import CommandAccess, safe_error
+from tmi_db_exporter.sources.redis.key_groups import UNCLASSIFIED, KeyGroup, classify
 
 _GROUP = ("db", "key_group")
-METRICS = MetricGroup('Redis key census (background SCAN)', __name__)
+METRICS = MetricGroup("Redis key census (background SCAN)", __name__)
 KEY_GROUP_COUNT = METRICS.define(
     "redis_key_group_count", "Keys in the group at the last key census.", labels=_GROUP
 )
@@ -86,79 +88,17 @@ CENSUS_COMMANDS = METRICS.define(
     labels=("command",),
 )
 
-Report = Callable[[str, BaseException | None], None]
-"""Called with a command name and the error that denied it (None: it worked)."""
 
+@dataclass
+class CensusLookups:
+    """The census' own key lookups, which the server counts as keyspace hits and misses: the
+    census writes them, the INFO collector takes them out of the application's figures."""
 
-# ------------------------------------------------------------------------------ key groups
+    command: str = TTL_COMMANDS[0]  # the TTL lookup command in use
+    misses: int = 0  # lookups of this process that found no key
 
-
-def glob_regex(pattern: str) -> re.Pattern[bytes]:
-    """A regex that matches exactly what Redis' MATCH (stringmatchlen) matches: `*`, `?`,
-    `[abc]`, `[^a-z]`, and `\\` escapes; an unterminated `[` ends at the pattern's end."""
-    raw = pattern.encode()
-    out: list[bytes] = []
-    i = 0
-    while i < len(raw):
-        c = raw[i : i + 1]
-        if c == b"*":
-            out.append(b".*")
-        elif c == b"?":
-            out.append(b".")
-        elif c == b"\\" and i + 1 < len(raw):
-            i += 1
-            out.append(re.escape(raw[i : i + 1]))
-        elif c == b"[":
-            i += 1
-            negate = raw[i : i + 1] == b"^"
-            if negate:
-                i += 1
-            items: list[bytes] = []
-            while i < len(raw) and raw[i : i + 1] != b"]":
-                if raw[i : i + 1] == b"\\" and i + 1 < len(raw):
-                    i += 1
-                    items.append(re.escape(raw[i : i + 1]))
-                elif raw[i + 1 : i + 2] == b"-" and i + 2 < len(raw):
-                    lo, hi = sorted((raw[i], raw[i + 2]))
-                    items.append(re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])))
-                    i += 2
-                else:
-                    items.append(re.escape(raw[i : i + 1]))
-                i += 1
-            if items:
-                out.append(b"[" + (b"^" if negate else b"") + b"".join(items) + b"]")
-            else:
-                out.append(b"(?s:.)" if negate else b"(?!)")
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile(b"".join(out), re.DOTALL)
-
-
-@dataclass(frozen=True)
-class KeyGroup:
-    name: str
-    pattern: str
-    regex: re.Pattern[bytes]
-
-
-def parse_key_groups(items: Sequence[str]) -> list[KeyGroup]:
-    """`name=glob` items (validated by the settings model) into groups, in order."""
-    groups = []
-    for item in items:
-        name, _, pattern = item.partition("=")
-        groups.append(KeyGroup(name, pattern, glob_regex(pattern)))
-    return groups
-
-
-def classify(key: bytes, groups: Sequence[KeyGroup]) -> str:
-    for group in groups:
-        if group.regex.fullmatch(key):
-            return group.name
-    return UNCLASSIFIED
-
-
-# ---------------------------------------------------------------------------------- census
+    def taken_out_of(self, info: dict[str, str]) -> dict[str, str]:
+        return without_census_lookups(info, self.command, self.misses)
 
 
 @dataclass
@@ -175,22 +115,6 @@ class _Tally:
 
     def __post_init__(self) -> None:
         self.ttl_counts = [0] * self.buckets
-
-
-def safe_error(exc: BaseException) -> str:
-    """An error message without arguments: redis-py annotates pipeline errors with the command
-    line, and Redis quotes the arguments of an unknown command; both may hold key names."""
-    if not isinstance(exc, ResponseError):
-        return type(exc).__name__
-    message = str(exc.args[0]) if exc.args else ""
-    message = message.rsplit("of pipeline caused error: ", 1)[-1].strip("()'\", ")
-    if isinstance(exc, NoPermissionError):  # redis-py drops the NOPERM code
-        # It names the user and the command, never a key or a channel.
-        return message[:200] if message.startswith("NOPERM") else f"NOPERM {message}"[:200]
-    for unknown in ("unknown command", "unknown subcommand"):
-        if unknown in message:  # Redis quotes the command and its first arguments
-            return unknown
-    return re.sub(r"'[^']*'", "'…'", message)[:200]
 
 
 class KeyCensusError(Exception):
@@ -210,8 +134,8 @@ class KeyCensus:
         pause: float,
         memory_samples: int,
         ttl_buckets: Sequence[float],
-        report: Report | None = None,
-        may_try: Callable[[str], bool] | None = None,
+        access: CommandAccess,
+        lookups: CensusLookups,
         seed: int | None = None,
     ) -> None:
         self.client = client  # redis.asyncio.Redis, bytes replies, no response callbacks
@@ -221,19 +145,17 @@ class KeyCensus:
         self.pause = pause
         self.memory_samples = memory_samples
         self.ttl_buckets = sorted(set(ttl_buckets))
-        self.report = report or (lambda command, error: None)
-        self.may_try = may_try or (lambda command: True)  # False: refused lately
+        self.access = access  # shared with the other Redis collectors
+        self.lookups = lookups  # published for the INFO collector
         self._rng = random.Random(seed)
-        self.ttl_command = TTL_COMMANDS[0]
-        self.lookup_misses = 0  # TTL lookups of this process that found no key (for INFO)
 
     async def run(self) -> list[Family]:
         started = time.monotonic()
         names = [g.name for g in self.groups] + [UNCLASSIFIED]
         tallies = {name: _Tally(len(self.ttl_buckets)) for name in names}
-        commands = {"SCAN": 0, "TIME": 0, self.ttl_command: 0, "MEMORY USAGE": 0}
+        commands = {"SCAN": 0, "TIME": 0, self.lookups.command: 0, "MEMORY USAGE": 0}
         scanned = 0
-        memory_ok = self.memory_samples > 0 and self.may_try("MEMORY")
+        memory_ok = self.memory_samples > 0 and self.access.may_try("MEMORY")
         cursor: bytes | int = 0
         while True:
             cursor, keys = await self._call("SCAN", "SCAN", cursor, "COUNT", self.scan_count)
@@ -252,9 +174,9 @@ class KeyCensus:
         try:
             reply = await self.client.execute_command(*args)
         except ResponseError as exc:
-            self.report(command, exc)
+            self.access.report(command, exc)
             raise KeyCensusError(f"{command} failed: {safe_error(exc)}") from None
-        self.report(command, None)
+        self.access.report(command, None)
         return reply
 
     async def _tally_batch(
@@ -266,50 +188,64 @@ class KeyCensus:
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("TIME")
         for key in keys:
-            pipe.execute_command(self.ttl_command, key)
-        # Reservoir sampling (algorithm R): the k-th key of a group enters a full sample with
-        # probability n/k, replacing a random member, so the sample stays uniform over the group.
-        measured: list[tuple[str, int]] = []
-        if memory_ok:
-            for key, name in zip(keys, groups, strict=True):
-                tally = tallies[name]
-                tally.offered += 1
-                if tally.offered <= self.memory_samples:
-                    slot = -1  # the first n keys fill the sample
-                else:
-                    slot = self._rng.randrange(tally.offered)
-                    if slot >= self.memory_samples:
-                        continue
-                pipe.execute_command("MEMORY USAGE", key)
-                measured.append((name, slot))
+            pipe.execute_command(self.lookups.command, key)
+        measured = self._queue_memory_samples(pipe, keys, groups, tallies) if memory_ok else []
         replies = await pipe.execute(raise_on_error=False)
         clock, expiries, usages = replies[0], replies[1 : len(keys) + 1], replies[len(keys) + 1 :]
         commands["TIME"] += 1
-        commands[self.ttl_command] = commands.get(self.ttl_command, 0) + len(keys)
+        commands[self.lookups.command] = commands.get(self.lookups.command, 0) + len(keys)
         commands["MEMORY USAGE"] += len(measured)
 
         memory_error = next((r for r in usages if isinstance(r, BaseException)), None)
         if memory_error is not None:
-            self.report("MEMORY", memory_error)  # before a TTL error ends the census
+            self.access.report("MEMORY", memory_error)  # before a TTL error ends the census
         first_error = next((r for r in expiries if isinstance(r, BaseException)), None)
         if first_error is not None:
-            self.report(self.ttl_command, first_error)
-            if "unknown command" in safe_error(first_error) and self.ttl_command != "PTTL":
-                self.ttl_command = "PTTL"  # Redis before 7.0
+            self.access.report(self.lookups.command, first_error)
+            if "unknown command" in safe_error(first_error) and self.lookups.command != "PTTL":
+                self.lookups.command = "PTTL"  # Redis before 7.0
                 return await self._tally_batch(keys, tallies, commands, memory_ok)
-            raise KeyCensusError(f"{self.ttl_command} failed: {safe_error(first_error)}")
-        self.report(self.ttl_command, None)
-        if isinstance(clock, BaseException):
-            self.report("TIME", clock)
-            now_ms = time.time() * 1000
-        else:
-            self.report("TIME", None)
-            now_ms = int(clock[0]) * 1000 + int(clock[1]) / 1000
-        absolute = self.ttl_command == "PEXPIRETIME"
+            raise KeyCensusError(f"{self.lookups.command} failed: {safe_error(first_error)}")
+        self.access.report(self.lookups.command, None)
+        self._count_expiries(groups, expiries, tallies, self._server_clock_ms(clock))
+        return memory_ok and self._keep_memory_samples(measured, usages, tallies)
 
+    def _queue_memory_samples(
+        self, pipe: Any, keys: list[bytes], groups: list[str], tallies: dict[str, _Tally]
+    ) -> list[tuple[str, int]]:
+        """MEMORY USAGE of the keys that enter their group's sample, queued on `pipe`; each
+        measured key's group and the sample slot it takes (-1: appended)."""
+        # Reservoir sampling (algorithm R): the k-th key of a group enters a full sample with
+        # probability n/k, replacing a random member, so the sample stays uniform over the group.
+        measured: list[tuple[str, int]] = []
+        for key, name in zip(keys, groups, strict=True):
+            tally = tallies[name]
+            tally.offered += 1
+            if tally.offered <= self.memory_samples:
+                slot = -1  # the first n keys fill the sample
+            else:
+                slot = self._rng.randrange(tally.offered)
+                if slot >= self.memory_samples:
+                    continue
+            pipe.execute_command("MEMORY USAGE", key)
+            measured.append((name, slot))
+        return measured
+
+    def _server_clock_ms(self, clock: Any) -> float:
+        """The server's TIME in milliseconds; the exporter's clock when TIME was refused."""
+        if isinstance(clock, BaseException):
+            self.access.report("TIME", clock)
+            return time.time() * 1000
+        self.access.report("TIME", None)
+        return int(clock[0]) * 1000 + int(clock[1]) / 1000
+
+    def _count_expiries(
+        self, groups: list[str], expiries: list[Any], tallies: dict[str, _Tally], now_ms: float
+    ) -> None:
+        absolute = self.lookups.command == "PEXPIRETIME"
         for name, expiry in zip(groups, expiries, strict=True):
             if expiry == -2:  # gone since SCAN saw it (expired or deleted)
-                self.lookup_misses += 1
+                self.lookups.misses += 1
                 continue
             tally = tallies[name]
             tally.keys += 1
@@ -323,6 +259,10 @@ class KeyCensus:
                     tally.ttl_counts[i] += 1
                     break
 
+    def _keep_memory_samples(
+        self, measured: list[tuple[str, int]], usages: list[Any], tallies: dict[str, _Tally]
+    ) -> bool:
+        """Put the measured sizes into the samples; False when MEMORY USAGE failed."""
         for (name, slot), usage in zip(measured, usages, strict=True):
             if isinstance(usage, BaseException):
                 # Denied (ACL) or unknown (old server): no memory estimate this time.
@@ -337,8 +277,8 @@ class KeyCensus:
             elif len(sample) < self.memory_samples:  # a filling key, or one that took the
                 sample.append(float(usage))  # place of a key that vanished before it was measured
         if measured:
-            self.report("MEMORY", None)
-        return memory_ok
+            self.access.report("MEMORY", None)
+        return True
 
     def _families(
         self, tallies: dict[str, _Tally], commands: dict[str, int], scanned: int,
@@ -372,6 +312,33 @@ class KeyCensus:
         return [
             count, no_ttl, by_ttl, memory, samples, census_duration, finished, keys_scanned, sent,
         ]
+
+
+class KeyCensusCollector:
+    """`redis_key_groups`: the census as a background collector; a census that fails serves the
+    previous one, if any."""
+
+    def __init__(self, census: KeyCensus, reachability: Reachability) -> None:
+        self.census = census
+        self.reachability = reachability  # kept up to date by the INFO collector
+        self._last: list[Family] | None = None
+
+    async def collect(self) -> list[Family]:
+        if self.reachability.known_down:
+            raise Unavailable
+        try:
+            families = await self.census.run()
+        except (KeyCensusError, RedisError, OSError) as exc:
+            message = str(exc) if isinstance(exc, KeyCensusError) else safe_error(exc)
+            if isinstance(exc, RedisError | OSError) and not isinstance(exc, ResponseError):
+                message = f"{type(exc).__name__}: {exc}"  # connection trouble: no key inside
+            if self._last is not None:
+                raise PartialFailure(
+                    self._last, f"key census failed, serving the previous one: {message}"
+                ) from None
+            raise KeyCensusError(f"key census failed: {message}") from None
+        self._last = families
+        return families
 
 
 def _bound(seconds: float) -> str:
