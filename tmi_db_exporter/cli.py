@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from tmi_db_exporter.app.webconfig import WebConfig, load_web_config
 from tmi_db_exporter.config.loading import load_settings, setting_infos
 from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.config.yamlfile import ConfigError
+from tmi_db_exporter.core.cache import CLOSE_WAIT
+from tmi_db_exporter.core.stopping import end_other_tasks
 from tmi_db_exporter.sources.postgres.queries import QuerySpec, load_specs
 
 EXIT_DOWN = 1
@@ -119,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure()
     try:
         if args.command == "demo":
-            return asyncio.run(_demo(args))
+            return _run(_demo(args))
         settings = _load(args)
         specs = load_specs(settings)
         web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
@@ -133,12 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(settings, len(specs))
         if args.command == "once":
-            return asyncio.run(_once(settings, specs))
+            return _run(_once(settings, specs))
         def reload() -> tuple[Settings, list[QuerySpec]]:
             fresh = _load(args)
             return fresh, load_specs(fresh)
 
-        return asyncio.run(_serve(Runtime(reload, settings, specs), web_config))
+        return _run(_serve(Runtime(reload, settings, specs), web_config))
     except ConfigError as exc:
         print(f"configuration error ({len(exc.problems)} problem(s)):", file=sys.stderr)
         for problem in exc.problems:
@@ -146,6 +149,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _run(command: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run with a bounded way out: it cancels the tasks left behind and waits for them
+    without a bound, and a task whose cancellation a library swallowed would hold the process
+    forever. Such a task is named in the log and the process exits anyway."""
+
+    async def bounded() -> int:
+        code = await command
+        stuck = await end_other_tasks(CLOSE_WAIT)
+        if stuck:
+            names = ", ".join(sorted(task.get_name() for task in stuck))
+            logging.getLogger(__name__).error("exiting although these still run: %s", names)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+
+    return asyncio.run(bounded())
 
 
 def _check_config(settings: Settings, query_count: int) -> int:
@@ -181,11 +203,21 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 async def _once(settings: Settings, specs: list[Any]) -> int:
+    """One complete collection, the key census included (waited for up to the scrape
+    timeout), printed; then every connection closed within a bounded time."""
     target = Target(settings, specs)
     try:
-        blocks = await target.scrape(settings.scrape_timeout)
+        timeout = settings.scrape_timeout
+        blocks = await target.scrape(timeout, complete=True)
         sys.stdout.buffer.write(b"".join(b.text for b in blocks))
         sys.stdout.flush()
+        for collector in target.collectors:
+            if collector.background and collector.age() is None:
+                print(
+                    f"note: {collector.name} had no result within {timeout:g}s (raise "
+                    "--scrape-timeout to wait longer); its series are left out",
+                    file=sys.stderr,
+                )
         return 0 if target.all_up() else EXIT_DOWN
     finally:
         await target.close()

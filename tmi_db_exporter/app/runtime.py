@@ -50,10 +50,15 @@ class Runtime:
         self.default, self.targets = build_targets(settings, specs)
         self.reload_status = ReloadStatus()
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def reload(self) -> bool:
-        """Load everything again; keep the old configuration unless all of it is valid."""
+        """Load everything again; keep the old configuration unless all of it is valid. The
+        old targets are closed after the swap, outside the lock, so that a second reload never
+        waits for the first one's connections to close."""
         async with self._lock:
+            if self._closed:
+                return False
             try:
                 settings, specs = await asyncio.to_thread(self._load)
                 default, targets = build_targets(settings, specs)
@@ -64,11 +69,12 @@ class Runtime:
             old = [self.default, *self.targets.values()]
             self.settings, self.default, self.targets = settings, default, targets
             self.reload_status = ReloadStatus(ok=True, loaded_at=time.time())
-            for target in old:
-                await target.close()
-            log.info("configuration reloaded")
-            return True
+        await asyncio.gather(*(target.close() for target in old))
+        log.info("configuration reloaded")
+        return True
 
     async def close(self) -> None:
-        for target in [self.default, *self.targets.values()]:
-            await target.close()
+        async with self._lock:  # a reload in progress swaps first; none starts afterwards
+            self._closed = True
+            targets = [self.default, *self.targets.values()]
+        await asyncio.gather(*(target.close() for target in targets))

@@ -13,13 +13,18 @@ import time
 
 from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.core import selfmetrics
-from tmi_db_exporter.core.cache import CLOSE_WAIT, CachedCollector
+from tmi_db_exporter.core.cache import CachedCollector
 from tmi_db_exporter.core.contract import Source
 from tmi_db_exporter.core.exposition import Block
 from tmi_db_exporter.sources.backups import BackupSource
 from tmi_db_exporter.sources.postgres.queries import QuerySpec
 
 log = logging.getLogger(__name__)
+
+# Closing the connections of a source, then waiting for a collection that was stuck in a
+# command on one of them: each bounded, after the collectors' own CLOSE_WAIT (core/cache.py).
+SOURCE_CLOSE_WAIT = 1.0
+LEFTOVER_WAIT = 0.5
 
 
 class Target:
@@ -45,12 +50,19 @@ class Target:
             self.collectors += source.collectors(settings.min_ttl)
 
     async def scrape(
-        self, timeout: float, reload: selfmetrics.ReloadStatus | None = None
+        self,
+        timeout: float,
+        reload: selfmetrics.ReloadStatus | None = None,
+        *,
+        complete: bool = False,
     ) -> list[Block]:
         """Every collector's block (fresh or cached) within `timeout` seconds, then the
-        exporter's own metrics."""
+        exporter's own metrics. `complete` (for `once`): background collectors are waited for
+        too, until the deadline, instead of serving whatever they have."""
         deadline = time.monotonic() + timeout
-        blocks = await asyncio.gather(*(c.result(deadline) for c in self.collectors))
+        blocks = await asyncio.gather(
+            *((c.first_result if complete else c.result)(deadline) for c in self.collectors)
+        )
         return [b for b in blocks if b is not None] + [
             selfmetrics.render(self.collectors, reload)
         ]
@@ -65,13 +77,13 @@ class Target:
         stuck = await asyncio.gather(*(c.close() for c in self.collectors))
         for source in self.sources:
             try:
-                async with asyncio.timeout(CLOSE_WAIT):
+                async with asyncio.timeout(SOURCE_CLOSE_WAIT):
                     await source.close()
             except TimeoutError:
                 log.warning("closing the connections of %s took over %gs; left to the OS",
-                            type(source).__name__, CLOSE_WAIT)
+                            type(source).__name__, SOURCE_CLOSE_WAIT)
         leftovers = {task for task in stuck if task is not None}
         if leftovers:
-            _, pending = await asyncio.wait(leftovers, timeout=CLOSE_WAIT)
+            _, pending = await asyncio.wait(leftovers, timeout=LEFTOVER_WAIT)
             for task in pending:
                 log.error("%s still runs after its connections were closed", task.get_name())

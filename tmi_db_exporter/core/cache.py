@@ -31,7 +31,9 @@ RETRY_SECONDS = 5.0  # a background collector without a result tries again this 
 EARLY_REFRESH = 0.05
 # How long close() waits for a collection to end after asking it to stop. A library that
 # swallowed the cancellation may be stuck in a command until its connection is closed under it.
-CLOSE_WAIT = 3.0
+# With the steps after it (see app/target.py) a target closes within about 2.5 s: Kubernetes
+# and systemd kill after their grace period, and a reload should answer within seconds.
+CLOSE_WAIT = 1.0
 Fallback = Callable[[], list[Family]]
 
 
@@ -66,6 +68,7 @@ class CachedCollector:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # background: run now instead of after the TTL
         self._stop = asyncio.Event()  # set by close(): no new run, running ones end early
+        self._ran = asyncio.Event()  # set once a run has finished (successfully or not)
         # Health, exported by selfmetrics.
         self.duration = 0.0
         self.errors_total = 0
@@ -90,13 +93,9 @@ class CachedCollector:
         if self.background:
             if self._task is not None:
                 return self._block  # whatever the last finished run left, never waiting
-            self._task = asyncio.create_task(self._loop(), name=f"background {self.name}")
             # The scrape that starts the work gives a quick first run a short chance to land;
             # a long one (a census of millions of keys) is simply not there yet.
-            until = min(deadline, now + FIRST_BACKGROUND_WAIT)
-            while time.monotonic() < until and self._collected_at == float("-inf"):
-                await asyncio.sleep(0.02)
-            return self._block
+            return await self.first_result(min(deadline, now + FIRST_BACKGROUND_WAIT))
         if self._block is not None and now - self._collected_at < self.ttl * (1 - EARLY_REFRESH):
             return self._block
         if self._task is None or self._task.done():
@@ -110,6 +109,17 @@ class CachedCollector:
             self.deadline_misses_total += 1
             if self._block is None and self._fallback is not None:
                 return Block(self._fallback())
+        return self._block
+
+    async def first_result(self, deadline: float) -> Block | None:
+        """A background collector's result, waiting until `deadline` at most for its first run
+        to finish (starting it if need be): `once` prints a complete collection."""
+        if not self.background:
+            return await self.result(deadline)
+        if self._task is None and not self._stop.is_set():
+            self._task = asyncio.create_task(self._loop(), name=f"background {self.name}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ran.wait(), max(0.0, deadline - time.monotonic()))
         return self._block
 
     def invalidate(self) -> None:
@@ -187,6 +197,7 @@ class CachedCollector:
         if self._block is not None and self._block.size >= LARGE_RESULT_BYTES:
             release_freed_memory()
         self._note(error)
+        self._ran.set()
 
     def _note(self, error: str | None) -> None:
         """Count every failure, but log only changes, so a dead server does not flood the log."""

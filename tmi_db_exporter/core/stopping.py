@@ -32,3 +32,16 @@ def check_stop() -> None:
     """Raise CancelledError when the current collection was asked to stop."""
     if stop_requested():
         raise asyncio.CancelledError("stop requested")
+
+
+async def end_other_tasks(wait: float) -> list[asyncio.Task[object]]:
+    """Cancel every other task of the loop and wait at most `wait` seconds for them; returns
+    those still running. `asyncio.run` would wait for them without a bound on its way out."""
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    if not others:
+        return []
+    _, pending = await asyncio.wait(others, timeout=wait)
+    return list(pending)

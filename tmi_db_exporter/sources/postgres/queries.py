@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,25 +24,26 @@ from pydantic import (
 )
 
 from tmi_db_exporter.config.durations import Duration
-from tmi_db_exporter.config.settings import Settings
+from tmi_db_exporter.config.settings import PostgresSettings, Settings
 from tmi_db_exporter.config.yamlfile import ConfigError, Problem, YamlDocument, load_yaml_file
 
 NAME_RE = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 # `{name}` in SQL is filled in from the settings (integers, or a validated identifier), so
 # operators tune limits and thresholds without editing SQL.
-PLACEHOLDERS = frozenset(
-    {
-        "limit",
-        "statements_limit",
-        "slow_statement_ms",
-        "statement_text_length",
-        "tables_limit",
-        "indexes_limit",
-        "sequences_limit",
-        "applications_limit",
-        "migrations_table",
-    }
-)
+# What each `{placeholder}` of queries.yaml stands for, from the PostgreSQL settings (integers
+# or a validated identifier, never free text); `{limit}` is the entry's own `limit`. A new
+# placeholder is a setting plus one line here.
+SETTING_PLACEHOLDERS: dict[str, Callable[[PostgresSettings], str]] = {
+    "statements_limit": lambda s: str(s.statements_limit),
+    "slow_statement_ms": lambda s: str(round(s.slow_statement_threshold * 1000, 3)),
+    "statement_text_length": lambda s: str(s.statement_text_length),
+    "tables_limit": lambda s: str(s.tables_limit),
+    "indexes_limit": lambda s: str(s.indexes_limit),
+    "sequences_limit": lambda s: str(s.sequences_limit),
+    "applications_limit": lambda s: str(s.applications_limit),
+    "migrations_table": lambda s: s.migrations_table,
+}
+PLACEHOLDERS = frozenset({"limit", *SETTING_PLACEHOLDERS})
 PLACEHOLDER_RE = re.compile(r"\{([a-z_]+)\}")
 UNIT_SUFFIXES = {"seconds": "_seconds", "bytes": "_bytes", "ratio": "_ratio"}
 
@@ -182,6 +183,11 @@ class QuerySpec(_Strict):
 
     def label_names(self) -> list[str]:
         return [*self.labels, "datname"] if self.scope == "database" else list(self.labels)
+
+
+def placeholder_values(settings: PostgresSettings) -> dict[str, str]:
+    """What the settings' placeholders stand for on this server."""
+    return {name: value(settings) for name, value in SETTING_PLACEHOLDERS.items()}
 
 
 def fill_placeholders(sql: str, values: dict[str, str]) -> str:

@@ -13,27 +13,18 @@ import psycopg
 from tmi_db_exporter.config.settings import PostgresSettings
 from tmi_db_exporter.core.contract import PartialFailure, Skipped
 from tmi_db_exporter.core.exposition import Family
+from tmi_db_exporter.core.stopping import check_stop
 from tmi_db_exporter.sources.postgres.connections import Connections
 from tmi_db_exporter.sources.postgres.discovery import Databases
 from tmi_db_exporter.sources.postgres.probe import Probe
-from tmi_db_exporter.sources.postgres.queries import QuerySpec, fill_placeholders
+from tmi_db_exporter.sources.postgres.queries import (
+    QuerySpec,
+    fill_placeholders,
+    placeholder_values,
+)
 from tmi_db_exporter.sources.postgres.session import QueryFailed, QueryResult, Session, to_number
 
 Labels = tuple[tuple[str, str], ...]
-
-
-def placeholder_values(settings: PostgresSettings) -> dict[str, str]:
-    """What queries.yaml's `{placeholders}` stand for (integers or a validated identifier)."""
-    return {
-        "statements_limit": str(settings.statements_limit),
-        "slow_statement_ms": str(round(settings.slow_statement_threshold * 1000, 3)),
-        "statement_text_length": str(settings.statement_text_length),
-        "tables_limit": str(settings.tables_limit),
-        "indexes_limit": str(settings.indexes_limit),
-        "sequences_limit": str(settings.sequences_limit),
-        "applications_limit": str(settings.applications_limit),
-        "migrations_table": settings.migrations_table,
-    }
 
 
 class SpecRunner:
@@ -76,6 +67,7 @@ class SpecRunner:
         others (PartialFailure keeps what was collected)."""
         errors = []
         for dbname in list(self._databases.names):
+            check_stop()  # between databases: a closing target does not wait for all of them
             try:
                 session = await self._connections.session(dbname)
                 if session is None:

@@ -39,6 +39,7 @@ from tmi_db_exporter.core.contract import PartialFailure, Unavailable
 from tmi_db_exporter.core.exposition import Family
 from tmi_db_exporter.core.metrics import MetricGroup
 from tmi_db_exporter.core.reachability import Reachability
+from tmi_db_exporter.core.stopping import check_stop
 from tmi_db_exporter.sources.redis.client import CommandAccess, safe_error
 from tmi_db_exporter.sources.redis.key_groups import UNCLASSIFIED, KeyGroup, classify
 
@@ -158,10 +159,12 @@ class KeyCensus:
         memory_ok = self.memory_samples > 0 and self.access.may_try("MEMORY")
         cursor: bytes | int = 0
         while True:
+            check_stop()  # between commands: redis-py may have swallowed a cancellation
             cursor, keys = await self._call("SCAN", "SCAN", cursor, "COUNT", self.scan_count)
             commands["SCAN"] += 1
             scanned += len(keys)
             if keys:
+                check_stop()
                 memory_ok = await self._tally_batch(keys, tallies, commands, memory_ok)
             if int(cursor) == 0:
                 break
