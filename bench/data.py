@@ -29,6 +29,7 @@ KEY_MIX = (
     ("rate_limit", 0.08),  # rate_limit:user:{user_id}:{action}  counter, "1 min" (here 1 h)
     ("lock", 0.02),  # lock:{resource}:{id}  string, "30 s" (here 1 h)
 )
+KEY_GROUPS = tuple(name for name, _ in KEY_MIX)  # the key census' groups, in this order
 CACHE_TYPES = ("threat_model", "diagram", "threat", "user")
 RATE_ACTIONS = ("api", "login", "export", "collaborate", "upload", "webhook", "search", "admin")
 LOCK_RESOURCES = ("diagram", "threat_model")

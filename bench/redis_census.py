@@ -1,7 +1,7 @@
 """Key census benchmark: our background census against redis_exporter's key groups, same data.
 
-    python bench/redis_census.py --keys 1000000     # the reference scale (a few minutes)
-    python bench/redis_census.py --keys 100000      # a quick run
+    python -m bench.redis_census --keys 1000000     # the reference scale (a few minutes)
+    python -m bench.redis_census --keys 100000      # a quick run
 
 One throwaway redis-server (`slowlog-log-slower-than 5000`: every command of 5 ms or more is
 logged, with the name of the client that sent it) is filled with keys in the operations guide's
@@ -28,26 +28,21 @@ import http.client
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import redis
 
-import redis  # noqa: E402
+from bench.census_report import report
+from bench.data import KEY_GROUPS, fill_redis
+from bench.exporters import ROOT
+from bench.measure import SCRAPE_TIMEOUT
+from bench.targets import PEER_KEY_GROUPS, PEER_REDIS
+from tmi_db_exporter.demo.servers import LocalRedis, free_port
 
-from bench.data import fill_redis  # noqa: E402
-from tmi_db_exporter.core.cache import FIRST_BACKGROUND_WAIT  # noqa: E402
-from tmi_db_exporter.demo.servers import LocalRedis, free_port  # noqa: E402
-
-GROUPS = ("session", "cache", "auth", "rate_limit", "lock")
-PEER_KEY_GROUPS = "^(session):,^(cache):,^(auth):token:,^(rate_limit):user:,^(lock):"
-PEER_BINARY = "prometheus-redis-exporter"
-SCRAPE_TIMEOUT = 10.0  # Prometheus' default, sent as X-Prometheus-Scrape-Timeout-Seconds
 RESULT = ROOT / "bench" / "results" / "redis-census.md"
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
@@ -163,27 +158,15 @@ def intrinsic_latency(seconds: int = 5) -> float | None:
     return float(avg.group(1)) * int(worst.group(1)) / 1e3 if avg and worst else None
 
 
-def _label(labels: str, name: str) -> str:
-    match = re.search(name + r'="([^"]*)"', labels)
-    return match.group(1) if match else ""
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def exact_memory(r: redis.Redis) -> dict[str, int]:
     """MEMORY USAGE of every key per group (the bench's own reference, pipelined)."""
-    totals = dict.fromkeys(GROUPS, 0)
+    totals = dict.fromkeys(KEY_GROUPS, 0)
     pipe, pending = r.pipeline(transaction=False), []
     cursor = 0
     while True:
         cursor, keys = r.scan(cursor, count=5000)
         for key in keys:
-            group = next((g for g in GROUPS if str(key).startswith(
+            group = next((g for g in KEY_GROUPS if str(key).startswith(
                 {"auth": "auth:token:", "rate_limit": "rate_limit:user:"}.get(g, g + ":"))), None)
             if group:
                 pipe.memory_usage(key)
@@ -263,7 +246,7 @@ def run_ours(server: LocalRedis, r: redis.Redis) -> dict[str, Any]:
 def run_peer(server: LocalRedis, r: redis.Redis, batch: int) -> dict[str, Any]:
     port = free_port()
     command = [
-        PEER_BINARY, f"-redis.addr=redis://{server.host}:{server.port}",
+        PEER_REDIS, f"-redis.addr=redis://{server.host}:{server.port}",
         f"-web.listen-address=127.0.0.1:{port}", f"-check-key-groups={PEER_KEY_GROUPS}",
         f"-check-keys-batch-size={batch}",
     ]
@@ -292,113 +275,8 @@ def run_peer(server: LocalRedis, r: redis.Redis, batch: int) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------------------ report
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.0f} ms" if seconds == seconds else "-"
-
-
-def _ratio(peer: float, ours: float) -> str:
-    if not ours:
-        return "-"
-    ratio = peer / ours
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
-
-
-def report(keys: int, fill_seconds: float, ours: dict[str, Any], peers: list[dict[str, Any]],
-           exact: dict[str, int], stall: float | None) -> str:
-    def slow_text(res: dict[str, Any]) -> str:
-        if not res["slow"]:
-            return "none"
-        top = max(res["slow"], key=lambda e: e[1])
-        return f"{len(res['slow'])}, longest {top[1] / 1e3:,.1f} ms ({top[0]})"
-
-    def longest_text(res: dict[str, Any]) -> str:
-        name, usec = res["latency"]["longest"]
-        return f"≤ {usec / 1e3:,.3f} ms ({name})"
-
-    def over_text(res: dict[str, Any]) -> str:
-        return f"{res['latency']['over_1ms']:,} of {res['latency']['calls']:,}"
-
-    def memory_text(res: dict[str, Any]) -> str:
-        total = sum(res["memory"].get(g, 0) for g in GROUPS)
-        return f"{total / 2**20:,.1f} MiB ({total / sum(exact.values()):.3f} of exact)"
-
-    columns = [ours, *peers]
-    rows = [
-        ("keys counted in the 5 groups",
-         [f"{sum(c['counts'].get(g, 0) for g in GROUPS):,.0f}" for c in columns], None),
-        ("census duration (one full pass)", [f"{c['duration']:,.1f} s" for c in columns],
-         [_ratio(p["duration"], ours["duration"]) for p in peers]),
-        ("exporter commands in SLOWLOG (≥ 5 ms)", [slow_text(c) for c in columns], None),
-        ("longest command of the exporter (LATENCY HISTOGRAM)", [longest_text(c) for c in columns],
-         [_ratio(p["latency"]["longest"][1], ours["latency"]["longest"][1]) for p in peers]),
-        ("commands of the exporter over 1 ms (whole run)", [over_text(c) for c in columns],
-         None),
-        ("Redis CPU for one census", [f"{c['cpu']:,.2f} s" for c in columns],
-         [_ratio(p["cpu"], ours["cpu"]) for p in peers]),
-        ("scrape latency during a census, p50",
-         [_ms(statistics.median(c["scrapes_during"])) for c in columns],
-         [_ratio(statistics.median(p["scrapes_during"]), statistics.median(ours["scrapes_during"]))
-          for p in peers]),
-        ("scrape latency during a census, max", [_ms(max(c["scrapes_during"])) for c in columns],
-         [_ratio(max(p["scrapes_during"]), max(ours["scrapes_during"])) for p in peers]),
-        ("memory of the 5 groups", [memory_text(c) for c in columns], None),
-    ]
-    head = ["", *[c["name"] for c in columns], *[f"ratio {p['name'].split(', ')[-1]} / ours"
-                                                 for p in peers]]
-    lines = [
-        f"# Key census: {keys:,} keys",
-        "",
-        f"`python bench/redis_census.py --keys {keys}` on one redis-server "
-        f"{redis_version}, `slowlog-log-slower-than 5000`; {keys:,} keys in the guide's "
-        f"patterns from `bench.data.fill_redis` (5% without TTL, filled in {fill_seconds:,.0f} s);"
-        f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (the machine "
-        f"is shared). Ours: {ours['settings']}. Peer: redis_exporter with "
-        "`-check-key-groups` for the same five groups (it also scans the 15 empty databases).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for label, values, ratios in rows:
-        lines.append("| " + " | ".join([label, *values, *(ratios or [""] * len(peers))]) + " |")
-    first = ours["scrapes_first"]
-    counts_equal = all(ours["counts"].get(g) == p["counts"].get(g) for p in peers for g in GROUPS)
-    lines += [
-        "",
-        f"- Same counts per group in every exporter: {'yes' if counts_equal else 'NO'}. "
-        f"Ours also counts the keys without TTL: "
-        + ", ".join(f"{g} {ours['no_ttl'].get(g, 0):,.0f}" for g in GROUPS) + ".",
-        "- Commands our census sent: "
-        + ", ".join(f"{_label(k, 'command')} {v:,.0f}" for k, v in ours["commands"].items())
-        + ".",
-        f"- Scrapes of ours before the first census had finished ({len(first)}): "
-        f"p50 {_ms(percentile(first, 0.5))}, max {_ms(max(first) if first else float('nan'))}: "
-        "only the scrape that starts the census waits for it, at most "
-        f"{FIRST_BACKGROUND_WAIT:g} s (cache.py); the others serve what there is and never wait.",
-        f"- The census' TTL lookups count as keyspace hits on the server ({ours['hits_server']:,} "
-        f"after our run); ours exports {ours['hits_exported']:,.0f} hits because it subtracts "
-        "its own PEXPIRETIME calls.",
-        "- Peer: one scrape computes the key groups (its scrape latency is the census); "
-        "Prometheus' default 10 s scrape timeout fails such a scrape when it takes longer.",
-        "- Longest command: top bucket of LATENCY HISTOGRAM (about powers of two), so an upper "
-        "bound; it includes any command of the exporter, not only the census'.",
-        f"- This machine's worst scheduling stall (`redis-cli --intrinsic-latency 5` before the "
-        f"run): {stall:,.1f} ms. A stall that hits redis-server while it executes a command makes "
-        "that command look slow in SLOWLOG and LATENCY HISTOGRAM, whoever sent it; the "
-        "census' own commands cost about 0.1 ms (SCAN COUNT 100) and 1-2 µs (PEXPIRETIME)."
-        if stall is not None else "- (redis-cli --intrinsic-latency not available)",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-redis_version = "?"
-
-
 def main() -> None:
-    global redis_version
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.redis_census", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=RESULT)
@@ -422,7 +300,7 @@ def main() -> None:
             print(f"redis_exporter, batch {batch} ...", flush=True)
             peers.append(run_peer(server, r, batch))
         exact = exact_memory(r)
-    text = report(args.keys, fill_seconds, ours, peers, exact, stall)
+    text = report(args.keys, fill_seconds, ours, peers, exact, stall, redis_version)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

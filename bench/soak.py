@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Soak: many fault cycles while scraping continuously, then check that nothing leaked.
 
-    python bench/soak.py                      # 1,000 cycles (a few minutes)
-    python bench/soak.py --cycles 200 --restart-every 10
+    python -m bench.soak                      # 1,000 cycles (a few minutes)
+    python -m bench.soak --cycles 200 --restart-every 10
 
 One run starts a throwaway PostgreSQL (newest major found) and Redis, puts a TCP proxy
-(tests/faultkit.py) between them and the exporter, and scrapes without pause while fault cycles
+(bench/faults.py) between them and the exporter, and scrapes without pause while fault cycles
 follow one another. A cycle is one fault and the recovery from it:
 
 - `cut`: every connection to both servers is closed at once (a dropped link; the exporter
@@ -40,20 +39,16 @@ import logging
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as `python bench/soak.py` from anywhere
-    sys.path.insert(0, str(ROOT))
+import psycopg
+import redis
+import redis.asyncio.connection
 
-import psycopg  # noqa: E402
-import redis  # noqa: E402
-import redis.asyncio.connection  # noqa: E402
-
-from tests.conftest import Scrape  # noqa: E402
-from tests.faultkit import (  # noqa: E402
+from bench.exposition import Scrape
+from bench.faults import (
     APPLICATION_NAME,
     FaultProxy,
     open_fds,
@@ -61,15 +56,14 @@ from tests.faultkit import (  # noqa: E402
     redis_exporter_clients,
     rss_bytes,
 )
-from tmi_db_exporter.app.target import Target  # noqa: E402
-from tmi_db_exporter.config.loading import load_settings  # noqa: E402
-from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries  # noqa: E402
-from tmi_db_exporter.sources.postgres.queries import load_specs  # noqa: E402
+from bench.soak_figures import Figures
+from tmi_db_exporter.app.target import Target
+from tmi_db_exporter.config.loading import load_settings
+from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, find_postgres_binaries
+from tmi_db_exporter.sources.postgres.queries import load_specs
 
 SCRAPE_TIMEOUT = 5.0
 RECOVERY_LIMIT = 60.0  # seconds a cycle may take to be seen recovered before it counts failed
-RSS_GROWTH_LIMIT = 32 * 1024 * 1024
-FD_GROWTH_LIMIT = 0
 SOAK_DATABASE = "soak_app"
 PER_DATABASE_QUERY = """\
 soak_db:
@@ -79,80 +73,6 @@ soak_db:
   metrics:
     - {column: relations, type: gauge, help: Relations in the database.}
 """
-
-
-@dataclass
-class Figures:
-    cycles: int = 0
-    cuts: int = 0
-    outages: int = 0
-    restarts: int = 0
-    scrapes: int = 0
-    failed_scrapes: int = 0
-    unrecovered_cycles: int = 0
-    failures: list[str] = field(default_factory=list)
-    pg_connections_before: dict[str, int] = field(default_factory=dict)
-    pg_connections_after: dict[str, int] = field(default_factory=dict)
-    pg_clients_before: int = 0  # every client backend but the checker, through the proxy
-    pg_clients_after: int = 0
-    redis_clients_before: dict[str, int] = field(default_factory=dict)
-    redis_clients_after: dict[str, int] = field(default_factory=dict)
-    redis_all_clients_before: int = 0  # every client but the checker
-    redis_all_clients_after: int = 0
-    fds_before: int = 0
-    fds_after: int = 0
-    rss_before: int = 0
-    rss_after: int = 0
-    objects_before: dict[str, int] = field(default_factory=dict)  # live tasks, connections
-    objects_after: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    seconds_by_kind: dict[str, float] = field(default_factory=dict)
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.failed_scrapes:
-            out.append(f"{self.failed_scrapes} scrapes failed: {self.failures[:3]}")
-        if self.unrecovered_cycles:
-            out.append(f"{self.unrecovered_cycles} cycles did not recover")
-        if self.pg_connections_after != self.pg_connections_before:
-            out.append("PostgreSQL connections changed")
-        if self.pg_clients_after != self.pg_clients_before:
-            out.append("PostgreSQL client backends changed")
-        if self.redis_clients_after != self.redis_clients_before:
-            out.append("Redis clients (by name) changed")
-        if self.redis_all_clients_after != self.redis_all_clients_before:
-            out.append("Redis clients (in total) changed")
-        if self.fds_after - self.fds_before > FD_GROWTH_LIMIT:
-            out.append(f"file descriptors grew by {self.fds_after - self.fds_before}")
-        if self.rss_after - self.rss_before > RSS_GROWTH_LIMIT:
-            out.append(f"RSS grew by {(self.rss_after - self.rss_before) / 2**20:.1f} MiB")
-        for kind, count in self.objects_after.items():
-            if count > self.objects_before.get(kind, 0):
-                out.append(f"more live {kind} than before")
-        return out
-
-    def report(self) -> str:
-        mib = 2**20
-        return "\n".join([
-            f"fault cycles       {self.cycles} ({self.cuts} link cuts, {self.outages} link "
-            f"outages, {self.restarts} real server restarts) in {self.seconds:.0f} s",
-            f"scrapes            {self.scrapes}, failed {self.failed_scrapes}, cycles not "
-            f"recovered {self.unrecovered_cycles}",
-            f"PostgreSQL conns   before {self.pg_connections_before} "
-            f"after {self.pg_connections_after} (all clients {self.pg_clients_before} -> "
-            f"{self.pg_clients_after})",
-            f"Redis clients      before {self.redis_clients_before} "
-            f"after {self.redis_clients_after} (all clients {self.redis_all_clients_before} -> "
-            f"{self.redis_all_clients_after})",
-            f"file descriptors   before {self.fds_before} after {self.fds_after}",
-            f"RSS                before {self.rss_before / mib:.1f} MiB "
-            f"after {self.rss_after / mib:.1f} MiB",
-            f"live objects       before {self.objects_before} after {self.objects_after}",
-            "seconds per cycle  " + ", ".join(
-                f"{kind} {seconds / max(1, getattr(self, kind)):.2f}"
-                for kind, seconds in sorted(self.seconds_by_kind.items())
-            ),
-        ])
 
 
 class Scraper:
@@ -381,7 +301,8 @@ async def _measure(pg: LocalPostgres, rd: LocalRedis, figures: Figures, scraper:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.soak",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=1000, help="fault cycles (default 1000)")
     parser.add_argument("--restart-every", type=int, default=10, metavar="N",
                         help="every N-th cycle really restarts both servers (0: never)")

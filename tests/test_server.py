@@ -16,7 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import Scrape, eventually, pg_env, redis_env
+from tests.support.scraping import Scrape, eventually
+from tests.support.servers import pg_env, redis_env
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.server import serve
 from tmi_db_exporter.app.webconfig import WebConfig

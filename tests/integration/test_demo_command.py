@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import Scrape
+from tests.support.scraping import Scrape
 from tmi_db_exporter.demo.servers import free_port
 from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import pid_alive
+from tests.support.servers import pid_alive
 from tmi_db_exporter.demo.data import (
     CACHE_ENTITY_TYPES,
     MIGRATION_VERSION,
@@ -28,8 +28,6 @@ KEY_PATTERNS = {
     "rate_limit": re.compile(rf"rate_limit:user:{UUID}:\w+"),
     "lock": re.compile(rf"lock:\w+:{UUID}"),
 }
-
-
 
 
 async def _poll(query: str, conn: psycopg.AsyncConnection, ok, timeout: float = 5.0):
@@ -203,26 +201,3 @@ def test_cancellation_and_errors_leave_nothing_behind() -> None:
         asyncio.run(failing())
     pid, directory = failure.value.args
     assert not pid_alive(pid) and not directory.exists()
-
-
-def test_load_survives_unreachable_servers_and_stops_promptly() -> None:
-    async def scenario() -> float:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_load("host=127.0.0.1 port=1 dbname=tmi user=postgres",
-                                            "redis://127.0.0.1:1/0", stop))
-        await asyncio.sleep(1.3)  # several failed attempts, each retried
-        assert not task.done()
-        started = time.monotonic()
-        stop.set()
-        await task
-        return time.monotonic() - started
-
-    assert asyncio.run(scenario()) < 1.0
-
-
-def test_with_dbname_and_row_counts() -> None:
-    assert "dbname=tmi" in with_dbname("host=/tmp port=5432 user=postgres dbname=postgres", "tmi")
-    assert "dbname=tmi" in with_dbname("postgresql://postgres@localhost:5432/postgres", "tmi")
-    counts = seed_row_counts(users=10, threat_models=20)
-    assert counts["threats"] == 20 * 6 - 12 and counts["diagrams"] == 40
-    assert counts["user_providers"] == 12 and counts["schema_migrations"] == 1

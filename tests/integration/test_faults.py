@@ -3,7 +3,7 @@ completes with `pg_up` / `redis_up` and per-collector error metrics, the exporte
 itself (with backoff and jitter), and one failing query never hides the others.
 
 The faults are real: servers stopped and started, a lock held by another session, statements
-that outlive their timeout, a server out of connection slots, and a TCP proxy (tests/faultkit.py)
+that outlive their timeout, a server out of connection slots, and a TCP proxy (bench/faults.py)
 that cuts or stalls the link. Nothing is mocked; the tests check values, not durations (waits are
 bounded polls, and the only time-based assertions are lower bounds that a slow machine can only
 make easier to meet).
@@ -24,26 +24,17 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import (
-    REQUIRED_MAJORS,
-    Scrape,
-    _binaries,
-    eventually,
-    make_exporter,
-    pg_connect,
-    pg_env,
-    redis_env,
-    scrape,
-)
-from tests.faultkit import (
+from bench.faults import (
     FaultProxy,
     pg_exporter_connections,
     pg_exporter_pids,
     redis_exporter_clients,
 )
+from tests.support.postgres import pg_connect
+from tests.support.scraping import Scrape, eventually, make_target, scrape
+from tests.support.servers import REQUIRED_MAJORS, pg_env, postgres_binaries, redis_env
 from tmi_db_exporter.app.target import Target
 from tmi_db_exporter.core import reachability as backoff_module
-from tmi_db_exporter.core.reachability import backoff
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -56,7 +47,7 @@ REDIS_FAST = {"REDIS_TIMEOUT": "1"}
 @pytest.fixture
 def pg() -> Iterator[LocalPostgres]:
     """A private server of the newest required major (the faults do not depend on it)."""
-    with LocalPostgres(_binaries(REQUIRED_MAJORS[-1])) as server:
+    with LocalPostgres(postgres_binaries(REQUIRED_MAJORS[-1])) as server:
         yield server
 
 
@@ -115,7 +106,7 @@ async def test_stopped_then_restarted_servers(
     private_postgres: LocalPostgres, private_redis: LocalRedis
 ) -> None:
     env = pg_env(private_postgres) | redis_env(private_redis) | PG_FAST | REDIS_FAST
-    exporter = make_exporter(env)
+    exporter = make_target(env)
     try:
         first = await scrape(exporter)
         assert both_up(first)
@@ -164,7 +155,7 @@ async def test_link_cut_mid_query(pg: LocalPostgres, private_redis: LocalRedis,
     ))
     async with FaultProxy(pg.port) as pg_proxy, FaultProxy(private_redis.port) as redis_proxy:
         env = proxied(pg_proxy, redis_proxy, private_redis)
-        exporter = make_exporter(env, {"extra_queries_files": slow})
+        exporter = make_target(env, {"extra_queries_files": slow})
         try:
             first = await scrape(exporter)
             assert both_up(first) and first.value("fault_slow_x") == 1
@@ -215,7 +206,7 @@ async def test_one_connection_per_database_also_after_a_cut(
     with pg_connect(pg) as conn:
         conn.execute("CREATE DATABASE fault_app")
     async with FaultProxy(pg.port) as pg_proxy:
-        exporter = make_exporter(proxied(pg_proxy, None), {"extra_queries_files": per_db})
+        exporter = make_target(proxied(pg_proxy, None), {"extra_queries_files": per_db})
         try:
             first = await scrape(exporter)
             assert len(first.series("fault_db_one")) == 2
@@ -241,7 +232,7 @@ async def test_stalled_link_reads_as_down_then_recovers(
     """A link (or server) that hangs without closing anything: no error ever comes back, yet
     every scrape still says pg_up 0 / redis_up 0 instead of leaving them out."""
     async with FaultProxy(pg.port) as pg_proxy, FaultProxy(private_redis.port) as redis_proxy:
-        exporter = make_exporter(proxied(pg_proxy, redis_proxy, private_redis))
+        exporter = make_target(proxied(pg_proxy, redis_proxy, private_redis))
         try:
             assert both_up(await scrape(exporter))
             pg_proxy.blackhole()
@@ -285,7 +276,7 @@ async def test_lock_and_statement_timeouts_fail_only_their_query(
         conn.execute("CREATE TABLE fault_locked (id int)")
         conn.execute("INSERT INTO fault_locked VALUES (1), (2), (3)")
     flags = {"extra_queries_files": extra, "postgres.auto_discover_databases": "false"}
-    exporter = make_exporter(pg_env(pg) | PG_FAST, flags)
+    exporter = make_target(pg_env(pg) | PG_FAST, flags)
     holder = psycopg.connect(pg.dsn())
     try:
         first = await scrape(exporter)
@@ -325,7 +316,7 @@ async def test_lock_and_statement_timeouts_fail_only_their_query(
 
 async def test_hung_redis_reads_as_down(private_redis: LocalRedis) -> None:
     """CLIENT PAUSE: the server holds every command; INFO times out, redis_up says 0."""
-    exporter = make_exporter(redis_env(private_redis) | {"REDIS_TIMEOUT": "0.5"})
+    exporter = make_target(redis_env(private_redis) | {"REDIS_TIMEOUT": "0.5"})
     admin = redis.Redis(host=private_redis.host, port=private_redis.port,
                         password=private_redis.password)
     try:
@@ -372,11 +363,11 @@ async def test_server_out_of_connection_slots(tmp_path: Path) -> None:
         "fault_db:\n  help: One per database.\n  scope: database\n  sql: SELECT 1 AS one\n"
         "  metrics:\n    - {column: one, type: gauge, help: One.}\n"
     ))
-    binaries = _binaries(REQUIRED_MAJORS[-1])
+    binaries = postgres_binaries(REQUIRED_MAJORS[-1])
     with LocalPostgres(binaries, extra_config={"max_connections": "5"}) as server:
         with pg_connect(server) as conn:
             conn.execute("CREATE DATABASE fault_app")
-        exporter = make_exporter(pg_env(server) | PG_FAST, {"extra_queries_files": extra})
+        exporter = make_target(pg_env(server) | PG_FAST, {"extra_queries_files": extra})
         held = fill_slots(server)
         try:
             assert len(held) == 5
@@ -426,7 +417,7 @@ async def test_server_out_of_connection_slots(tmp_path: Path) -> None:
 
 async def test_redis_out_of_client_slots(tmp_path: Path) -> None:
     with LocalRedis(extra_config={"maxclients": "2"}) as server:
-        exporter = make_exporter(redis_env(server) | {"REDIS_TIMEOUT": "1"})
+        exporter = make_target(redis_env(server) | {"REDIS_TIMEOUT": "1"})
         hogs = []
         try:
             for _ in range(2):
@@ -449,16 +440,6 @@ async def test_redis_out_of_client_slots(tmp_path: Path) -> None:
 # --- reconnect pacing ------------------------------------------------------------------------
 
 
-def test_backoff_doubles_up_to_a_cap_with_jitter() -> None:
-    first, cap = backoff_module.FIRST_SECONDS, backoff_module.MAX_SECONDS
-    for failures in (1, 2, 3, 6, 50):
-        base = min(cap, first * 2 ** (failures - 1))
-        waits = [backoff(failures) for _ in range(200)]
-        assert all(0.8 * base <= w <= 1.2 * base for w in waits)
-        assert max(waits) - min(waits) > 0.1 * base  # spread out, not one value
-    assert 0.8 * first <= backoff(0) <= 1.2 * first  # (as after the first failure)
-
-
 def most_attempts(elapsed: float, per_attempt: int = 1) -> int:
     """The most connection attempts that backoff allows in `elapsed` seconds: the first at
     once, then after waits of at least 0.8 * 0.5, 0.8 * 1, 0.8 * 2, ... seconds."""
@@ -474,7 +455,7 @@ async def test_reconnects_back_off(pg: LocalPostgres, private_redis: LocalRedis)
     """A server that hangs up on every new connection: the scrapes keep coming, the connection
     attempts (counted by the proxy) thin out, each wait at least the backoff's lower bound."""
     async with FaultProxy(pg.port) as pg_proxy, FaultProxy(private_redis.port) as redis_proxy:
-        exporter = make_exporter(proxied(pg_proxy, redis_proxy, private_redis))
+        exporter = make_target(proxied(pg_proxy, redis_proxy, private_redis))
         try:
             assert both_up(await scrape(exporter))
             pg_proxy.reject()

@@ -1,7 +1,7 @@
 """Hostile identifiers: names with quotes, backslashes, newlines, spaces, braces, unicode,
 names at and over PostgreSQL's 63-byte limit, a database named like a connection string, and
 names that are not even valid UTF-8 (from a SQL_ASCII database). They are created on real
-servers, scraped, parsed back with prometheus_client (tests/conftest.py `Scrape`: valid text
+servers, scraped, parsed back with prometheus_client (bench/exposition.py `Scrape`: valid text
 format, no duplicate series) and their values checked.
 """
 
@@ -14,16 +14,9 @@ import pytest
 import redis
 from psycopg import sql
 
-from tests.conftest import (
-    Scrape,
-    eventually,
-    make_exporter,
-    pg_connect,
-    pg_env,
-    redis_env,
-    scrape,
-    scrape_once,
-)
+from tests.support.postgres import pg_connect
+from tests.support.scraping import Scrape, eventually, make_target, scrape, scrape_once
+from tests.support.servers import pg_env, redis_env
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -91,7 +84,7 @@ async def test_hostile_postgres_names_round_trip_with_their_values(
     make_table(server, CONNINFO_DATABASE, rows=10, deleted=3)
     # A client with a hostile role and application name, idle in the hostile database.
     client = connect(server, DATABASE, user=ROLE, application_name=APPLICATION)
-    exporter = make_exporter(pg_env(server))
+    exporter = make_target(pg_env(server))
     try:
         result = await scrape(exporter)
     finally:
@@ -135,7 +128,7 @@ async def test_hostile_statement_text_is_exported_intact(private_postgres: Local
         ).fetchone()
     flags = {"postgres.enable_queries": "pg_stat_statements_query",
              "postgres.statement_text_length": "60"}
-    exporter = make_exporter(pg_env(private_postgres), flags)
+    exporter = make_target(pg_env(private_postgres), flags)
     try:
         result = await scrape(exporter)
     finally:
@@ -170,7 +163,7 @@ async def test_names_that_are_not_utf8_do_not_take_the_exporter_down(
     private_postgres: LocalPostgres,
 ) -> None:
     make_not_utf8_names(private_postgres)
-    exporter = make_exporter(pg_env(private_postgres))
+    exporter = make_target(pg_env(private_postgres))
     try:
         result = await scrape(exporter)
     finally:
@@ -199,7 +192,7 @@ async def test_statement_counters_survive_a_statement_that_is_not_utf8(
 ) -> None:
     make_not_utf8_names(private_postgres)
     flags = {"postgres.include_databases": "postgres,tmi_sql_ascii"}
-    exporter = make_exporter(pg_env(private_postgres), flags)
+    exporter = make_target(pg_env(private_postgres), flags)
     try:
         result = await scrape(exporter)
     finally:
@@ -234,7 +227,7 @@ async def test_hostile_key_groups_and_keys_are_counted(tmp_path: Any) -> None:
         client.close()
         groups = [f"{name}={glob}" for name, (glob, _) in KEY_GROUPS.items()]
         # A list, not a comma-separated string: one glob has a comma in it.
-        exporter = make_exporter(redis_env(server), {"redis.key_groups": groups})
+        exporter = make_target(redis_env(server), {"redis.key_groups": groups})
         try:
             result = await eventually(  # the census runs in the background
                 lambda: scrape(exporter, timeout=30),

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
+from tests.support.scraping import Scrape, eventually, make_target, scrape
+from tests.support.servers import redis_env
 from tmi_db_exporter.demo.servers import LocalRedis
-from tmi_db_exporter.sources.redis.census import without_census_lookups
-from tmi_db_exporter.sources.redis.key_groups import classify, glob_regex, parse_key_groups
+from tmi_db_exporter.sources.redis.key_groups import glob_regex
 
 KEYS = [
     "session:alice:1", "session:bob:2", "session", "sessions:x", "cache:threat_model:9",
@@ -40,22 +40,6 @@ def test_globs_match_what_the_server_matches(redis_server: LocalRedis) -> None:
             assert ours == server, pattern
     finally:
         r.flushdb()
-
-
-def test_first_matching_group_wins() -> None:
-    groups = parse_key_groups(["cache=cache:*", "threat_cache=cache:threat:*"])
-    assert classify(b"cache:threat:1", groups) == "cache"
-    assert classify(b"session:x", groups) == "unclassified"
-    assert [g.pattern for g in groups] == ["cache:*", "cache:threat:*"]
-
-
-def test_census_lookups_are_taken_out_of_hits_and_misses() -> None:
-    info = {"keyspace_hits": "1000", "keyspace_misses": "40",
-            "cmdstat_pexpiretime": "calls=900,usec=450,usec_per_call=0.50"}
-    fixed = without_census_lookups(info, "PEXPIRETIME", misses=10)
-    assert (fixed["keyspace_hits"], fixed["keyspace_misses"]) == ("110", "30")
-    assert without_census_lookups({"keyspace_hits": "5", "keyspace_misses": "1"},
-                                  "PEXPIRETIME", 0)["keyspace_hits"] == "5"
 
 
 # ---------------------------------------------------------------------- census of 50k keys
@@ -111,7 +95,7 @@ async def test_census_of_50k_keys_is_exact_and_never_slow(
     async def census() -> Scrape:
         """Scrape until the background census has finished its first pass (scrapes never wait
         for it beyond a short first moment)."""
-        exporter = make_exporter(env)
+        exporter = make_target(env)
         try:
             finished = "redis_key_census_last_finished_timestamp_seconds"
             result = await eventually(

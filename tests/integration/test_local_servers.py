@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import pid_alive
+from tests.support.servers import pid_alive
 from tmi_db_exporter.demo.servers import (
     LocalPostgres,
     LocalRedis,
@@ -20,7 +20,7 @@ from tmi_db_exporter.demo.servers import (
 )
 
 PG_INSTALLS = find_postgres_binaries()
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 

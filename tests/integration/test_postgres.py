@@ -7,17 +7,12 @@ import uuid
 
 import pytest
 
-from tests.conftest import eventually, make_exporter, pg_connect, pg_env, scrape, scrape_once
+from tests.support.postgres import flush_stats, pg_connect
+from tests.support.scraping import eventually, make_target, scrape, scrape_once
+from tests.support.servers import pg_env
 from tmi_db_exporter.demo.servers import LocalPostgres
 
 pytestmark = pytest.mark.integration
-
-
-def flush_stats(conn) -> None:
-    """Statistics reach the views asynchronously; PG 15+ can be told to flush now."""
-    if conn.info.server_version >= 150000:
-        conn.execute("SELECT pg_stat_force_next_flush()")
-    conn.execute("SELECT 1")
 
 
 async def test_up_version_and_connections(postgres: LocalPostgres) -> None:
@@ -99,7 +94,7 @@ async def test_missing_extension_is_a_skip_not_an_error(postgres: LocalPostgres)
     with pg_connect(postgres) as conn:
         conn.execute(f"CREATE DATABASE {database}")
     flags = {"postgres.auto_discover_databases": "false"}
-    exporter = make_exporter(pg_env(postgres, database), flags)
+    exporter = make_target(pg_env(postgres, database), flags)
     try:
         for _ in range(2):
             result = await scrape(exporter)
@@ -129,7 +124,7 @@ async def test_every_database_is_discovered(postgres: LocalPostgres) -> None:
             conn.execute("INSERT INTO threats SELECT generate_series(1, 10)")
             conn.execute("DELETE FROM threats WHERE id <= 3")
             flush_stats(conn)
-        exporter = make_exporter(pg_env(postgres))
+        exporter = make_target(pg_env(postgres))
         try:
             result = await scrape(exporter)
         finally:
@@ -147,7 +142,7 @@ async def test_every_database_is_discovered(postgres: LocalPostgres) -> None:
 async def test_pg_up_follows_the_server_without_restarting_the_exporter(
     private_postgres: LocalPostgres,
 ) -> None:
-    exporter = make_exporter(pg_env(private_postgres))
+    exporter = make_target(pg_env(private_postgres))
     try:
         assert (await scrape(exporter)).value("pg_up") == 1
         private_postgres.kill()
@@ -176,7 +171,7 @@ async def test_connections_are_reused_named_and_read_only(
         "  metrics:\n    - {column: x, type: gauge, help: X.}\n"
     )
     flags = {"postgres.auto_discover_databases": "false", "extra_queries_files": str(writer)}
-    exporter = make_exporter(pg_env(postgres), flags)
+    exporter = make_target(pg_env(postgres), flags)
     try:
         for _ in range(5):
             result = await scrape(exporter)
@@ -201,7 +196,7 @@ async def test_a_failing_query_does_not_hide_the_others(postgres: LocalPostgres,
         "pg_broken:\n  help: Broken.\n  sql: SELECT * FROM no_such_table\n"
         "  metrics:\n    - {column: x, type: gauge, help: X.}\n"
     )
-    exporter = make_exporter(pg_env(postgres), {"extra_queries_files": str(broken)})
+    exporter = make_target(pg_env(postgres), {"extra_queries_files": str(broken)})
     try:
         result = await asyncio.wait_for(scrape(exporter), 15)
     finally:
@@ -229,7 +224,7 @@ async def test_scrapers_close_together_share_one_collection(postgres: LocalPostg
     async def cost(min_ttl: str) -> tuple[int, int]:
         """Statements of one scrape, then of two scrapes in a row, on a warm exporter."""
         flags = {"postgres.auto_discover_databases": "false", "min_ttl": min_ttl}
-        exporter = make_exporter(pg_env(postgres) | {"POSTGRES_USER": role}, flags)
+        exporter = make_target(pg_env(postgres) | {"POSTGRES_USER": role}, flags)
         try:
             await scrape(exporter)  # cold: every TTL collected once
             window = float(min_ttl)

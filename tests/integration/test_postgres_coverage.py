@@ -16,16 +16,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import (
-    Scrape,
-    eventually,
-    make_exporter,
-    pg_connect,
-    pg_env,
-    scrape,
-    scrape_once,
-)
-from tests.test_postgres import flush_stats
+from tests.support.postgres import flush_stats, pg_connect
+from tests.support.scraping import Scrape, eventually, make_target, scrape, scrape_once
+from tests.support.servers import pg_env
 from tmi_db_exporter.demo.servers import LocalPostgres
 
 pytestmark = pytest.mark.integration
@@ -421,7 +414,7 @@ async def test_pending_restart(private_postgres: LocalPostgres) -> None:
 
 async def test_discovery_follows_new_and_dropped_databases(postgres: LocalPostgres) -> None:
     name = f"late_{uuid.uuid4().hex[:8]}"
-    exporter = make_exporter(pg_env(postgres), {"postgres.discovery_interval": "1s"})
+    exporter = make_target(pg_env(postgres), {"postgres.discovery_interval": "1s"})
     try:
         first = await scrape(exporter)
         assert first.series("pg_stat_user_tables_left_out", datname=name) == []

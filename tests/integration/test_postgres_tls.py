@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.certs import make_certs
-from tests.conftest import make_exporter, pg_connect, pg_env, scrape
+from tests.support.postgres import pg_connect
+from tests.support.scraping import make_target, scrape
+from tests.support.servers import pg_env
 from tmi_db_exporter.demo.servers import LocalPostgres
 
 pytestmark = pytest.mark.integration
@@ -40,7 +42,7 @@ def enable_tls(server: LocalPostgres, tmp_path: Path) -> Path:
 
 async def collect(server: LocalPostgres, **env: str):
     settings = pg_env(server) | {"POSTGRES_AUTO_DISCOVER_DATABASES": "false"} | env
-    exporter = make_exporter(settings)
+    exporter = make_target(settings)
     try:
         return await scrape(exporter)
     finally:

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.conftest import eventually, make_exporter, redis_env, scrape, scrape_once
+from tests.support.scraping import eventually, make_target, scrape, scrape_once
+from tests.support.servers import redis_env
 from tmi_db_exporter.demo.servers import LocalRedis
-from tmi_db_exporter.sources.redis.info import parse_info
-from tmi_db_exporter.sources.redis.slowlog import slowlog_command
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +42,7 @@ async def test_hits_and_misses_move_when_keys_are_read(redis_server: LocalRedis)
     must not show as hits or misses."""
     r = client(redis_server)
     r.set("cache:threat_model:hit-test", "x", ex=600)
-    exporter = make_exporter(redis_env(redis_server))
+    exporter = make_target(redis_env(redis_server))
     try:
         before = await scrape(exporter)
         assert before.value("redis_key_census_keys_scanned") >= 1  # the census did run
@@ -73,7 +72,7 @@ async def test_keyspace_counts_keys_and_expiry(redis_server: LocalRedis) -> None
         r3.set(f"session:user{i}:sid{i}", "s", ex=3600)
     for i in range(2):
         r3.set(f"session:leak{i}:sid", "s")  # no TTL: the leak the guide cleans by hand
-    exporter = make_exporter(redis_env(redis_server) | {"REDIS_DB": "3"})
+    exporter = make_target(redis_env(redis_server) | {"REDIS_DB": "3"})
     try:
         # avg_ttl is an estimate the server refreshes in its expire cycle
         result = await eventually(
@@ -106,7 +105,7 @@ async def test_keyspace_counts_keys_and_expiry(redis_server: LocalRedis) -> None
 async def test_commandstats_errorstats_and_memory_ratio(debug_redis: LocalRedis) -> None:
     r = client(debug_redis)
     r.set("lock:diagram:1", "worker-1", ex=30)
-    exporter = make_exporter(redis_env(debug_redis))
+    exporter = make_target(redis_env(debug_redis))
     try:
         before = await scrape(exporter)
         for _ in range(4):
@@ -152,7 +151,7 @@ async def test_debug_sleep_shows_in_slowlog_and_latency(debug_redis: LocalRedis)
 
     # SLOWLOG RESET empties the log but not the count of entries written since start.
     r.slowlog_reset()
-    exporter = make_exporter(redis_env(debug_redis) | {"REDIS_SLOWLOG_INTERVAL": "10ms"})
+    exporter = make_target(redis_env(debug_redis) | {"REDIS_SLOWLOG_INTERVAL": "10ms"})
     try:
         first = await scrape(exporter)
         r.execute_command("DEBUG", "SLEEP", "0.01")
@@ -169,18 +168,9 @@ async def test_debug_sleep_shows_in_slowlog_and_latency(debug_redis: LocalRedis)
     assert third.value("redis_slowlog_entries_total") == last_id + 2
 
 
-def test_slowlog_label_is_never_an_argument() -> None:
-    known = {"get", "config|get", "debug", "eval"}
-    assert slowlog_command(["GET", "session:alice:1"], known) == "get"
-    assert slowlog_command(["CONFIG", "GET", "requirepass"], known) == "config|get"
-    assert slowlog_command(["DEBUG", "SLEEP", "1"], known) == "debug"
-    assert slowlog_command(["my-renamed-config", "GET", "x"], known) == "other"
-    assert slowlog_command([], known) == "other"
-
-
 async def test_bgsave_moves_last_save_time(debug_redis: LocalRedis) -> None:
     r = client(debug_redis)
-    exporter = make_exporter(redis_env(debug_redis))
+    exporter = make_target(redis_env(debug_redis))
     try:
         before = await scrape(exporter)
         last = before.value("redis_rdb_last_save_timestamp_seconds")
@@ -208,7 +198,7 @@ async def test_replication_from_both_sides(redis_server: LocalRedis) -> None:
     client(redis_server).config_set("repl-diskless-sync-delay", 0)  # sync right away
     config = {"replicaof": f"{redis_server.host} {redis_server.port}"}
     with LocalRedis(extra_config=config) as replica:
-        exporter = make_exporter(redis_env(replica))
+        exporter = make_target(redis_env(replica))
         try:
             for _ in range(100):
                 side = await scrape(exporter)
@@ -231,7 +221,7 @@ async def test_redis_up_follows_the_server_and_password_never_leaks(
     private_redis: LocalRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    exporter = make_exporter(redis_env(private_redis))
+    exporter = make_target(redis_env(private_redis))
     try:
         first = await scrape(exporter)
         assert first.value("redis_up") == 1
@@ -260,7 +250,7 @@ async def test_wrong_password_is_redis_up_zero(private_redis: LocalRedis) -> Non
 
 
 async def test_open_server_is_reported_as_needing_no_auth(redis_server: LocalRedis) -> None:
-    exporter = make_exporter(redis_env(redis_server))
+    exporter = make_target(redis_env(redis_server))
     try:
         await scrape(exporter)
         result = await scrape(exporter)  # command access as learned by the first scrape
@@ -277,7 +267,7 @@ async def test_open_server_is_reported_as_needing_no_auth(redis_server: LocalRed
 async def test_exporter_uses_one_named_connection_and_one_for_the_census(
     redis_server: LocalRedis,
 ) -> None:
-    exporter = make_exporter(redis_env(redis_server))
+    exporter = make_target(redis_env(redis_server))
     try:
         for _ in range(5):
             await scrape(exporter)
@@ -286,13 +276,3 @@ async def test_exporter_uses_one_named_connection_and_one_for_the_census(
         await exporter.close()
     assert sum(c["name"] == "tmi-db-exporter" for c in clients) == 1
     assert sum(c["name"] == "tmi-db-exporter-census" for c in clients) <= 1
-
-
-def test_info_parser_keeps_text_values() -> None:
-    info = parse_info(
-        "# Server\r\nredis_version:7.0.15\r\nos:Linux 6.1 x86_64\r\n\r\n# Keyspace\r\n"
-        "db0:keys=3,expires=1,avg_ttl=5\r\ncmdstat_config|get:calls=2,usec=9\r\n"
-    )
-    assert info["os"] == "Linux 6.1 x86_64"
-    assert info["db0"] == "keys=3,expires=1,avg_ttl=5"
-    assert info["cmdstat_config|get"] == "calls=2,usec=9"

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import Scrape, eventually, make_exporter, redis_env, scrape
+from tests.support.scraping import Scrape, eventually, make_target, scrape
+from tests.support.servers import redis_env
 from tmi_db_exporter.demo.servers import LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_NAME = "cfg-9f3e7a-renamed"  # CONFIG's new name: as secret as a password
 MARKER = "zq7-private-marker"  # in key names and arguments; must never come out
 
@@ -47,7 +48,7 @@ def readme_acl_line() -> list[str]:
 
 
 async def scrapes(env: dict[str, str], count: int = 3, pause: float = 0.0) -> list[Scrape]:
-    exporter = make_exporter(env)
+    exporter = make_target(env)
     try:
         results = []
         for _ in range(count):
@@ -198,7 +199,7 @@ async def test_refused_info_keys_and_memory_degrade_without_leaking(
         return {cmd: stats.get(f"cmdstat_{cmd}", {}).get("rejected_calls", 0)
                 for cmd in ("info", "latency|latest", "config|get", "memory|usage", "echo")}
 
-    exporter = make_exporter(env)
+    exporter = make_target(env)
     try:
         await scrape(exporter)
         await asyncio.sleep(0.1)
@@ -227,7 +228,7 @@ async def test_a_failed_census_serves_the_previous_one(
     env = {"REDIS_HOST": acl_redis.host, "REDIS_PORT": str(acl_redis.port),
            "REDIS_USERNAME": "census", "REDIS_PASSWORD": "census-pw",
            "REDIS_KEY_CENSUS_INTERVAL": "20ms"}
-    exporter = make_exporter(env)
+    exporter = make_target(env)
     try:
         first = await eventually(  # the first census, made in the background
             lambda: scrape(exporter),

@@ -16,34 +16,24 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import REQUIRED_MAJORS, Scrape, _binaries, pg_connect
+from tests.support.postgres import pg_connect
+from tests.support.scraping import Scrape
+from tests.support.secrets import PG_SECRET, REDIS_SECRET, assert_no_secret, cli
+from tests.support.servers import REQUIRED_MAJORS, postgres_binaries
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_SECRET = "pg-S3cr3t:@/ 'q' x7f3a"
-REDIS_SECRET = "redis-S3cr3t:@/x51b2"
+ROOT = Path(__file__).resolve().parents[2]
 PROBE_PG_SECRET = "probe-pg-S3cr3t-9c1d"
 WRONG_SECRETS = ("wrong-pg-S3cr3t-44e0", "wrong-redis-S3cr3t-0b7a")
 MONITOR = "tmi_monitor"
-
-
-def forms(secret: str) -> set[str]:
-    return {secret, quote(secret, safe=""), quote(secret), repr(secret)[1:-1]}
-
-
-def assert_no_secret(text: str, where: str, secrets: tuple[str, ...]) -> None:
-    for secret in secrets:
-        for form in forms(secret):
-            assert form not in text, f"{where} shows a secret ({form!r})"
 
 
 @pytest.fixture
@@ -51,7 +41,7 @@ def servers() -> Iterator[tuple[LocalPostgres, LocalRedis]]:
     """PostgreSQL where the monitoring role must give its password (SCRAM), Redis with
     requirepass."""
     with (
-        LocalPostgres(_binaries(REQUIRED_MAJORS[-1])) as pg,
+        LocalPostgres(postgres_binaries(REQUIRED_MAJORS[-1])) as pg,
         LocalRedis(password=REDIS_SECRET) as redis_server,
     ):
         with pg_connect(pg) as conn:
@@ -97,11 +87,6 @@ def config_with_probe_target(pg: LocalPostgres, tmp_path: Path) -> Path:
         f"      password: \"{PROBE_PG_SECRET}\"\n      ssl_mode: disable\n"
     )
     return path
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tmi_db_exporter", *args], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT, env=env)
 
 
 async def fetch_all(base: str) -> dict[str, tuple[int, str]]:
@@ -212,21 +197,3 @@ async def test_wrong_passwords_do_not_show_either(
     once = cli("once", env=env)
     assert once.returncode == 1
     assert_no_secret(once.stdout + once.stderr, "once", secrets)
-
-
-@pytest.mark.parametrize("text", [
-    # A secret where it does not belong, or next to a mistake: the error names the field only.
-    f"postgres:\n  password: {{nested: \"{PG_SECRET}\"}}\n",
-    f"postgres:\n  password: \"{PG_SECRET}\"\n  port: not-a-port\n",
-    f"redis:\n  url: \"redis://:{quote(REDIS_SECRET, safe='')}@host:notaport/0\"\n",
-    f"redis:\n  url: \"redis://:{quote(REDIS_SECRET, safe='')}@[::1/0\"\n",
-    f"targets:\n  x:\n    redis:\n      password: [\"{REDIS_SECRET}\"]\n",
-], ids=["secret as a mapping", "secret next to a wrong port", "URL with a bad port",
-        "URL that does not parse", "probe target secret as a list"])
-def test_bad_settings_never_echo_a_secret(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    result = cli("check-config", "--config", str(path),
-                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                      "POSTGRES_PASSWORD": PG_SECRET})
-    assert_no_secret(result.stdout + result.stderr, "check-config", (PG_SECRET, REDIS_SECRET))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.soak import STEADY, run_soak
-from tests.conftest import REQUIRED_MAJORS, _binaries
+from tests.support.servers import REQUIRED_MAJORS, postgres_binaries
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ RSS_GROWTH_LIMIT = 16 * 1024 * 1024
 
 async def test_soak_fault_cycles_leak_nothing(tmp_path: Path) -> None:
     with (
-        LocalPostgres(_binaries(REQUIRED_MAJORS[-1])) as pg,
+        LocalPostgres(postgres_binaries(REQUIRED_MAJORS[-1])) as pg,
         LocalRedis(password="soak-secret-pw") as rd,
     ):
         figures = await run_soak(pg, rd, CYCLES, RESTART_EVERY, warmup=20, workdir=tmp_path)

@@ -22,10 +22,10 @@ import psycopg
 import pytest
 
 from tests.certs import make_certs
-from tests.conftest import Scrape, pg_env, redis_env
+from tests.support.scraping import Scrape
+from tests.support.servers import pg_env, redis_env
 from tests.test_server import running
 from tmi_db_exporter.app.webconfig import load_web_config
-from tmi_db_exporter.config.yamlfile import ConfigError
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 
 pytestmark = pytest.mark.integration
@@ -87,26 +87,6 @@ async def test_tls_and_basic_auth_guard_every_endpoint(
             await fetch(base.replace("https", "http") + "/healthz", auth=good)
         with pytest.raises(aiohttp.ClientError):
             await fetch(base + "/healthz", auth=good, context=ssl.create_default_context())
-
-
-def test_broken_web_config_is_reported_with_file_and_line(tmp_path: Path) -> None:
-    web = tmp_path / "web.yml"
-    web.write_text(
-        "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n"
-        "basic_auth_users:\n  prometheus: plain-text-password\n"
-    )
-    with pytest.raises(ConfigError) as err:
-        load_web_config(web)
-    text = str(err.value)
-    assert f"{web}:5: basic_auth_users.prometheus: expected a bcrypt hash" in text
-    assert f"{web}:1: tls_server_config: cannot load TLS files" in text
-    assert "plain-text-password" not in text
-    result = subprocess.run(
-        [sys.executable, "-m", "tmi_db_exporter", "check-config", "--web-config-file", str(web)],
-        capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "expected a bcrypt hash" in result.stderr
 
 
 async def test_probe_serves_only_named_targets(tmp_path: Path, redis_server: LocalRedis,

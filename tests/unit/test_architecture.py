@@ -1,5 +1,6 @@
 """The package's shape, as the README's architecture section draws it: data flows one way
-(config -> core -> sources -> app), the demo stands aside, and nothing imports in a circle."""
+(config -> core -> sources -> app), the demo stands aside, nothing imports in a circle, and the
+benchmarks stand on their own (the tests may import bench, never the reverse)."""
 
 from __future__ import annotations
 
@@ -114,19 +115,34 @@ def test_the_flow_check_sees_a_wrong_import(tmp_path: Path) -> None:
     assert _imports(bad) == {f"{ROOT_NAME}.app.server"}
 
 
+def _modules_named_in_imports(path: Path) -> set[str]:
+    """Every module `path` imports from, whatever package it belongs to."""
+    tree = ast.parse(path.read_text(), str(path))
+    return {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+
+
 def test_monitoring_reads_only_the_catalog_and_rules_and_dashboards_stay_apart() -> None:
     """The rules and dashboards build from thresholds alone; of the exporter they read only the
     metric registry (through the catalog), and neither imports the other."""
     root = PACKAGE.parent / "monitoring"
     for path in root.rglob("*.py"):
-        tree = ast.parse(path.read_text(), str(path))
-        modules = {
-            node.module for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and node.module
-        } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        modules = _modules_named_in_imports(path)
         exporter = {m for m in modules if m.split(".")[0] == ROOT_NAME}
         assert exporter <= {f"{ROOT_NAME}.catalog"}, f"{path}: {exporter}"
         area = path.relative_to(root).parts[0]
         other = {"rules": "monitoring.dashboards", "dashboards": "monitoring.rules"}.get(area)
         if other:
             assert not any(m.startswith(other) for m in modules), f"{path} imports {other}"
+
+
+def test_bench_never_imports_the_tests_nor_patches_the_import_path() -> None:
+    """The benchmarks run as `python -m bench.run` from the repository root; the tests may use
+    bench's fault kit and exposition parser, never the other way round."""
+    bench = sorted((PACKAGE.parent / "bench").rglob("*.py"))
+    assert bench, "no bench/ next to the package"
+    for path in bench:
+        tests = {m for m in _modules_named_in_imports(path) if m.split(".")[0] == "tests"}
+        assert not tests, f"{path} imports {tests}"
+        assert "sys.path" not in path.read_text(), f"{path} changes the import path"

@@ -6,7 +6,6 @@ raise is ConfigError.
 
 from __future__ import annotations
 
-import logging
 import os
 import string
 import subprocess
@@ -19,14 +18,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_exporter, pg_env, scrape
 from tmi_db_exporter.cli import main as cli_main
 from tmi_db_exporter.config.loading import load_settings, setting_infos
 from tmi_db_exporter.config.yamlfile import MAX_DEPTH, MAX_FILE_BYTES, ConfigError, parse_yaml
-from tmi_db_exporter.demo.servers import LocalPostgres
 from tmi_db_exporter.sources.postgres.queries import default_queries_path, load_queries
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("TMI_TEST_HYPOTHESIS_EXAMPLES", "300"))
 PROPERTY = settings(
     max_examples=EXAMPLES,
@@ -246,43 +243,6 @@ def test_check_config_in_process_for_every_bad_queries_file(
     assert cli_main(["check-config", "--queries-file", str(path)]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
-
-
-# --- SQL that fails at runtime -----------------------------------------------------------------
-
-
-@pytest.mark.integration
-async def test_failing_sql_names_its_file_line_and_entry(
-    postgres: LocalPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = tmp_path / "runtime.yaml"
-    path.write_text(
-        "# entries that pass validation and fail on the server\n"
-        "q_missing_table:\n  help: No such table.\n  sql: SELECT x FROM no_such_table\n"
-        "  metrics:\n    - {column: x, type: gauge, help: X.}\n"
-        "q_syntax:\n  help: Not SQL.\n  sql: SELEKT 1 AS x\n"
-        "  metrics:\n    - {column: x, type: gauge, help: X.}\n"
-        "q_wrong_column:\n  help: Column missing.\n  sql: SELECT 1 AS y\n"
-        "  metrics:\n    - {column: x, type: gauge, help: X.}\n"
-        "q_fine:\n  help: Works.\n  sql: SELECT 7 AS x\n"
-        "  metrics:\n    - {column: x, type: gauge, help: X.}\n"
-    )
-    caplog.set_level(logging.WARNING)
-    flags = {"extra_queries_files": str(path), "postgres.auto_discover_databases": "false"}
-    exporter = make_exporter(pg_env(postgres), flags)
-    try:
-        result = await scrape(exporter)
-    finally:
-        await exporter.close()
-    errors = "tmi_db_exporter_collector_errors_total"
-    for name in ("q_missing_table", "q_syntax", "q_wrong_column"):
-        assert result.value(errors, collector=f"pg:{name}") == 1
-    assert result.value("q_fine_x") == 7  # the failing entries hide nothing
-    assert result.value("pg_up") == 1
-    assert f"{path}:2: q_missing_table.sql: UndefinedTable" in caplog.text
-    assert f"{path}:7: q_syntax.sql: SyntaxError" in caplog.text
-    assert f"{path}:12: q_wrong_column.sql: the query returned no column(s) x" in caplog.text
-    assert "Traceback" not in caplog.text
 
 
 # --- property-based ----------------------------------------------------------------------------

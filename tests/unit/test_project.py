@@ -1,8 +1,10 @@
 """Project hygiene: README sections generated from the code, CI runs the README's test command,
-the Dockerfile keeps its promises, ruff is clean."""
+the Dockerfile keeps its promises, ruff is clean, modules and functions stay short enough to
+read."""
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -11,8 +13,13 @@ from pathlib import Path
 from tmi_db_exporter.catalog import refresh
 from tmi_db_exporter.config.settings import DEFAULT_PORT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 100
+# Modules of the package allowed past MAX_MODULE_LINES although they hold code, by path, each
+# with the reason. (Modules that only declare data pass without being listed.)
+LONG_MODULES: dict[str, str] = {}
 
 
 def test_readme_generated_sections_are_current() -> None:
@@ -73,3 +80,56 @@ def test_compose_runs_the_exporter_read_only_and_unprivileged() -> None:
     exporter = compose["services"]["exporter"]
     assert exporter["read_only"] is True
     assert exporter["cap_drop"] == ["ALL"]
+
+
+def _declarations_only(tree: ast.Module) -> bool:
+    """Nothing at module level but a docstring, imports and assignments: data, not logic."""
+    return all(
+        isinstance(node, ast.Import | ast.ImportFrom | ast.Assign | ast.AnnAssign)
+        or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        for node in tree.body
+    )
+
+
+def _long_functions(source: str, name: str) -> list[str]:
+    """`name:line function: lines` of every function (methods and nested ones too) that is
+    longer than MAX_FUNCTION_LINES, decorators left out."""
+    tree = ast.parse(source, name)
+    return [
+        f"{name}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_modules_stay_under_400_lines_unless_they_declare_data() -> None:
+    too_long = []
+    for path in sorted((ROOT / "tmi_db_exporter").rglob("*.py")):
+        text, name = path.read_text(), str(path.relative_to(ROOT))
+        lines = len(text.splitlines())
+        exempt = name in LONG_MODULES or _declarations_only(ast.parse(text, name))
+        if lines > MAX_MODULE_LINES and not exempt:
+            too_long.append(f"{name}: {lines} lines")
+    assert too_long == [], "split these by responsibility: " + ", ".join(too_long)
+
+
+def test_functions_stay_under_100_lines() -> None:
+    too_long = [
+        line
+        for folder in ("tmi_db_exporter", "monitoring")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line in _long_functions(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert too_long == [], "split these: " + ", ".join(too_long)
+
+
+def test_the_size_checks_tell_code_from_data() -> None:
+    """The checks above would pass on nothing: make sure they see what they look for."""
+    assert _declarations_only(ast.parse('"""Doc."""\nimport os\nX: int = 1\nY = {"a": (1, 2)}\n'))
+    assert not _declarations_only(ast.parse("X = 1\ndef f() -> None:\n    pass\n"))
+    body = "    x = 1\n" * MAX_FUNCTION_LINES
+    nested = "class C:\n    def method(self) -> None:\n" + body.replace("    ", "        ")
+    assert _long_functions("def f() -> None:\n" + body, "m.py") == ["m.py:1 f: 101"]
+    assert _long_functions(nested, "m.py") == ["m.py:2 method: 101"]
+    assert _long_functions("def f() -> None:\n" + body[10:], "m.py") == []

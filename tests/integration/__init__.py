@@ -1,0 +1,1 @@
+"""Tests against real PostgreSQL, Redis and Prometheus servers, started on free ports."""
