@@ -37,35 +37,39 @@ def _ratio(peer: float, ours: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
 
 
+def _slow_text(res: dict[str, Any]) -> str:
+    if not res["slow"]:
+        return "none"
+    top = max(res["slow"], key=lambda e: e[1])
+    return f"{len(res['slow'])}, longest {top[1] / 1e3:,.1f} ms ({top[0]})"
+
+
+def _longest_text(res: dict[str, Any]) -> str:
+    name, usec = res["latency"]["longest"]
+    return f"≤ {usec / 1e3:,.3f} ms ({name})"
+
+
+def _over_text(res: dict[str, Any]) -> str:
+    return f"{res['latency']['over_1ms']:,} of {res['latency']['calls']:,}"
+
+
+def _memory_text(res: dict[str, Any], exact: dict[str, int]) -> str:
+    total = sum(res["memory"].get(g, 0) for g in KEY_GROUPS)
+    return f"{total / 2**20:,.1f} MiB ({total / sum(exact.values()):.3f} of exact)"
+
+
 def report(keys: int, fill_seconds: float, ours: dict[str, Any], peers: list[dict[str, Any]],
            exact: dict[str, int], stall: float | None, redis_version: str) -> str:
-    def slow_text(res: dict[str, Any]) -> str:
-        if not res["slow"]:
-            return "none"
-        top = max(res["slow"], key=lambda e: e[1])
-        return f"{len(res['slow'])}, longest {top[1] / 1e3:,.1f} ms ({top[0]})"
-
-    def longest_text(res: dict[str, Any]) -> str:
-        name, usec = res["latency"]["longest"]
-        return f"≤ {usec / 1e3:,.3f} ms ({name})"
-
-    def over_text(res: dict[str, Any]) -> str:
-        return f"{res['latency']['over_1ms']:,} of {res['latency']['calls']:,}"
-
-    def memory_text(res: dict[str, Any]) -> str:
-        total = sum(res["memory"].get(g, 0) for g in KEY_GROUPS)
-        return f"{total / 2**20:,.1f} MiB ({total / sum(exact.values()):.3f} of exact)"
-
     columns = [ours, *peers]
     rows = [
         ("keys counted in the 5 groups",
          [f"{sum(c['counts'].get(g, 0) for g in KEY_GROUPS):,.0f}" for c in columns], None),
         ("census duration (one full pass)", [f"{c['duration']:,.1f} s" for c in columns],
          [_ratio(p["duration"], ours["duration"]) for p in peers]),
-        ("exporter commands in SLOWLOG (≥ 5 ms)", [slow_text(c) for c in columns], None),
-        ("longest command of the exporter (LATENCY HISTOGRAM)", [longest_text(c) for c in columns],
+        ("exporter commands in SLOWLOG (≥ 5 ms)", [_slow_text(c) for c in columns], None),
+        ("longest command of the exporter (LATENCY HISTOGRAM)", [_longest_text(c) for c in columns],
          [_ratio(p["latency"]["longest"][1], ours["latency"]["longest"][1]) for p in peers]),
-        ("commands of the exporter over 1 ms (whole run)", [over_text(c) for c in columns],
+        ("commands of the exporter over 1 ms (whole run)", [_over_text(c) for c in columns],
          None),
         ("Redis CPU for one census", [f"{c['cpu']:,.2f} s" for c in columns],
          [_ratio(p["cpu"], ours["cpu"]) for p in peers]),
@@ -75,7 +79,7 @@ def report(keys: int, fill_seconds: float, ours: dict[str, Any], peers: list[dic
           for p in peers]),
         ("scrape latency during a census, max", [_ms(max(c["scrapes_during"])) for c in columns],
          [_ratio(max(p["scrapes_during"]), max(ours["scrapes_during"])) for p in peers]),
-        ("memory of the 5 groups", [memory_text(c) for c in columns], None),
+        ("memory of the 5 groups", [_memory_text(c, exact) for c in columns], None),
     ]
     head = ["", *[c["name"] for c in columns], *[f"ratio {p['name'].split(', ')[-1]} / ours"
                                                  for p in peers]]
