@@ -13,6 +13,8 @@ WORKDIR /
 USER 10001
 EXPOSE 9432
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TMI_EXPORTER_LISTEN_PORT', '9432'), timeout=4)"
+    CMD ["tmi-db-exporter", "healthcheck"]
+# The check asks /healthz with the settings from the environment (port, web config): https when
+# TLS is on; with basic auth on it needs TMI_EXPORTER_HEALTHZ_WITHOUT_AUTH=true and says so.
 ENTRYPOINT ["tmi-db-exporter"]
 CMD ["run"]

@@ -1,4 +1,4 @@
-"""Command line: `run`, `once`, `check-config` and `demo`.
+"""Command line: `run`, `once`, `check-config`, `healthcheck` and `demo`.
 
 Every setting has a flag, derived from the settings model, so `--help` lists them all with
 their environment variable. Configuration errors print every problem at once and exit 2.
@@ -19,7 +19,7 @@ from tmi_db_exporter import __version__
 from tmi_db_exporter.app import logs
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.target import Target
-from tmi_db_exporter.app.webconfig import WebConfig, load_web_config
+from tmi_db_exporter.app.webconfig import WebConfig, load_web_config, parse_web_config
 from tmi_db_exporter.config.loading import load_settings, setting_infos
 from tmi_db_exporter.config.settings import Settings
 from tmi_db_exporter.config.yamlfile import ConfigError
@@ -29,6 +29,7 @@ from tmi_db_exporter.sources.postgres.queries import QuerySpec, load_specs
 
 EXIT_DOWN = 1
 EXIT_CONFIG = 2
+EXIT_UNHEALTHY = 1  # also for a configuration error: Docker reserves exit code 2
 
 DESCRIPTION = """\
 Prometheus exporter for the PostgreSQL and Redis databases of a TMI deployment.
@@ -90,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate settings and queries files",
         description="Validate the settings and queries files; exit 2 listing every problem.",
     )
+    commands.add_parser(
+        "healthcheck",
+        parents=[settings],
+        help="ask the running exporter's /healthz (Docker HEALTHCHECK)",
+        description="Ask /healthz of the exporter these settings describe: its port, and https "
+        "when the web config turns TLS on. Exit 0 when it answers, 1 when it does not or cannot "
+        "be asked (basic auth on without healthz_without_auth).",
+    )
     demo = commands.add_parser(
         "demo",
         help="run against a throwaway PostgreSQL and Redis with TMI-shaped data",
@@ -120,6 +129,8 @@ def _load(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure()
+    if args.command == "healthcheck":
+        return _healthcheck(args)
     try:
         if args.command == "demo":
             return _run(_demo(args))
@@ -143,12 +154,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _run(_serve(Runtime(reload, settings, specs), web_config))
     except ConfigError as exc:
-        print(f"configuration error ({len(exc.problems)} problem(s)):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(exc)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _print_problems(exc: ConfigError) -> None:
+    print(f"configuration error ({len(exc.problems)} problem(s)):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    """Only the web config's schema is read, not its certificates: mid-rotation, the server
+    keeps serving its last good ones, and the check must not call it unhealthy for that."""
+    from tmi_db_exporter.app.healthcheck import Unhealthy, check_health
+
+    try:
+        settings = _load(args)
+        path = settings.web_config_file
+        web_config = parse_web_config(path)[0] if path else None
+        print(check_health(settings, web_config))
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_UNHEALTHY
+    except Unhealthy as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    return 0
 
 
 def _run(command: Coroutine[Any, Any, int]) -> int:

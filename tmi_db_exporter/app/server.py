@@ -4,8 +4,9 @@
 `redis_up 0`, a failing collector as its error counter. A scrape honours Prometheus'
 `X-Prometheus-Scrape-Timeout-Seconds` (minus a margin) and serves what it has by then.
 `/probe?target=NAME` scrapes a target named in the config file, never an address from the
-request, so the exporter cannot be turned into a scanner. TLS and basic auth come from an
-exporter-toolkit web config file and cover every endpoint.
+request, so the exporter cannot be turned into a scanner. TLS, basic auth and response headers
+come from an exporter-toolkit web config file and cover every endpoint; `/healthz` alone may be
+exempted from authentication (`healthz_without_auth`), for liveness probes that hold no password.
 """
 
 from __future__ import annotations
@@ -21,19 +22,27 @@ from aiohttp import web
 from tmi_db_exporter import __version__
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.target import Target
-from tmi_db_exporter.app.webconfig import BasicAuth, WebConfig
+from tmi_db_exporter.app.webaccess import WebAccess, response_headers
+from tmi_db_exporter.app.webconfig import WebConfig
+from tmi_db_exporter.app.webwatch import WatchedWebConfig
 from tmi_db_exporter.core.exposition import CONTENT_TYPE, Block
 from tmi_db_exporter.core.memory import freeze_startup_objects
 
 log = logging.getLogger(__name__)
 
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
+WEB_CONFIG_KEY = web.AppKey("web_config", WatchedWebConfig)
 
 
 class ListenError(Exception):
     """The HTTP server could not start listening; the message says where and why."""
 
 DEADLINE_MARGIN = 0.5  # seconds kept back for the HTTP response itself
+# On SIGTERM in-flight scrapes get SHUTDOWN_GRACE to finish; then the targets close (bounded,
+# see app/target.py), so that the process is gone within the few seconds that Kubernetes and
+# systemd allow. SHUTDOWN_WAIT is aiohttp's own bound on the requests, a backstop.
+SHUTDOWN_GRACE = 2.0
+SHUTDOWN_WAIT = 4.0
 
 
 def scrape_timeout(request: web.Request, default: float) -> float:
@@ -59,14 +68,17 @@ async def _exposition(request: web.Request, blocks: list[Block]) -> web.StreamRe
         response.content_length = sum(len(b.gzipped()) for b in blocks)
     else:
         response.content_length = sum(b.size for b in blocks)
-    await response.prepare(request)
-    for block in blocks:
-        if compressed:
-            await response.write(block.gzipped())
-        else:
-            for chunk in block.text_chunks():
-                await response.write(chunk)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        for block in blocks:
+            if compressed:
+                await response.write(block.gzipped())
+            else:
+                for chunk in block.text_chunks():
+                    await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:  # the scraper hung up (its own timeout): nobody to tell
+        log.debug("scraper %s went away before the response was written", request.remote)
     return response
 
 
@@ -128,12 +140,21 @@ async def landing(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html")
 
 
+def healthz_exempt(request: web.Request) -> bool:
+    """Read per request, so that a reload (SIGHUP) applies the setting."""
+    return request.path == "/healthz" and request.app[RUNTIME_KEY].settings.healthz_without_auth
+
+
 def make_app(runtime: Runtime, web_config: WebConfig | None = None) -> web.Application:
-    middlewares = []
-    if web_config is not None and web_config.basic_auth_users:
-        middlewares.append(BasicAuth(web_config.basic_auth_users).middleware)
+    # With a web config file, access is checked even while it names no users: users added to
+    # the file later apply without a restart.
+    watched = WatchedWebConfig(web_config) if web_config is not None else None
+    middlewares = [WebAccess(watched, healthz_exempt).middleware] if watched else []
     app = web.Application(middlewares=middlewares)
     app[RUNTIME_KEY] = runtime
+    if watched is not None:
+        app[WEB_CONFIG_KEY] = watched
+        app.on_response_prepare.append(response_headers(watched))
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/probe", probe)
@@ -160,10 +181,12 @@ async def serve(
     handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: on_sighup}
     for sig, handler in handlers.items():
         loop.add_signal_handler(sig, handler)
-    runner = web.AppRunner(make_app(runtime, web_config), access_log=None, shutdown_timeout=30)
+    app = make_app(runtime, web_config)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_WAIT)
     await runner.setup()
     try:
-        ssl_context = web_config.ssl_context() if web_config else None
+        watched = app.get(WEB_CONFIG_KEY)
+        ssl_context = watched.listener_context() if watched else None
         site = web.TCPSite(
             runner, settings.listen_address, settings.listen_port, ssl_context=ssl_context
         )
@@ -184,12 +207,15 @@ async def serve(
             settings.listen_port,
             ", ".join(f"{k} {t}" for k, t in settings.described_targets()) or "no targets",
         )
+        if web_config is not None and web_config.asks_for_http2:
+            log.info("web config: http2 is not served; clients use HTTP/1.1")
         await stop.wait()
         log.info("shutting down")
     finally:
         for sig in handlers:
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
-        for task in list(reloads):
-            await task
-        await runtime.close()
+        # Stop listening and give in-flight scrapes a short grace; then close the targets,
+        # which makes a scrape still waiting for a database return what it has at once.
+        cleanup = asyncio.create_task(runner.cleanup())
+        await asyncio.wait({cleanup}, timeout=SHUTDOWN_GRACE)
+        await asyncio.gather(runtime.close(), cleanup, *reloads, return_exceptions=True)

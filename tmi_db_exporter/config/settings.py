@@ -278,6 +278,11 @@ class Settings(_Section):
         None,
         description="TLS and basic auth for every endpoint (Prometheus exporter-toolkit format)",
     )
+    healthz_without_auth: bool = Field(
+        False,
+        description="Serve /healthz without basic auth, for liveness probes that hold no "
+        "password (it only says that the process answers)",
+    )
     postgres: PostgresSettings | None = Field(None, description="Monitor this PostgreSQL")
     redis: RedisSettings | None = Field(None, description="Monitor this Redis")
     targets: dict[Annotated[str, Field(pattern=TARGET_NAME_RE)], TargetSettings] = Field(
