@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.certs import make_certs
+from tests.support.certs import make_certs
 from tests.support.postgres import pg_connect
 from tests.support.scraping import make_target, scrape
 from tests.support.servers import pg_env

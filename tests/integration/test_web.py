@@ -21,10 +21,10 @@ import bcrypt
 import psycopg
 import pytest
 
-from tests.certs import make_certs
+from tests.support.certs import make_certs
 from tests.support.scraping import Scrape
 from tests.support.servers import pg_env, redis_env
-from tests.test_server import running
+from tests.support.serving import running
 from tmi_db_exporter.app.webconfig import load_web_config
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
 

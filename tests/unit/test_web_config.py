@@ -18,8 +18,8 @@ import aiohttp
 import bcrypt
 import pytest
 
-from tests.certs import Certs, make_certs
-from tests.test_server import run_cli, running
+from tests.support.certs import Certs, make_certs
+from tests.support.serving import run_cli, running
 from tmi_db_exporter.app.webconfig import load_web_config
 from tmi_db_exporter.app.webwatch import RECHECK_INTERVAL
 from tmi_db_exporter.config.yamlfile import ConfigError

@@ -2,65 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import gzip
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.support.scraping import Scrape, eventually
 from tests.support.servers import pg_env, redis_env
-from tmi_db_exporter.app.runtime import Runtime
-from tmi_db_exporter.app.server import serve
-from tmi_db_exporter.app.webconfig import WebConfig
-from tmi_db_exporter.config.loading import load_settings
-from tmi_db_exporter.config.settings import Settings
+from tests.support.serving import run_cli, running
 from tmi_db_exporter.demo.servers import LocalPostgres, LocalRedis, free_port
-from tmi_db_exporter.sources.postgres.queries import load_specs
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def running(
-    env: dict[str, str],
-    flags: dict | None = None,
-    config_file: Path | None = None,
-    web_config: WebConfig | None = None,
-    scheme: str = "http",
-) -> AsyncIterator[str]:
-    """The real server on a free port, configured as `run` would configure it."""
-    port = free_port()
-    flags = {"listen_address": "127.0.0.1", "listen_port": str(port), **(flags or {})}
-
-    def load() -> tuple[Settings, list]:
-        settings = load_settings(config_file, env, flags)
-        return settings, load_specs(settings)
-
-    runtime = Runtime(load, *load())
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(runtime, web_config, stop))
-    base = f"{scheme}://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
-    try:
-        yield base
-    finally:
-        stop.set()
-        await task
 
 
 async def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -141,14 +94,6 @@ async def test_scrape_timeout_header_serves_what_is_ready(
     assert result.value(misses, collector="pg:pg_slow") == 1
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tmi_db_exporter", *args],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
-    )
-
-
 def test_once_prints_metrics_and_exit_code_tells_if_a_database_is_down(
     postgres: LocalPostgres, redis_server: LocalRedis
 ) -> None:
@@ -163,28 +108,3 @@ def test_once_prints_metrics_and_exit_code_tells_if_a_database_is_down(
     assert bad.returncode == 1
     assert Scrape(bad.stdout).value("pg_up") == 0
     assert "Traceback" not in bad.stderr
-
-
-@pytest.mark.parametrize("command", ["run", "once", "check-config"])
-def test_nothing_configured_is_a_clear_error(command: str) -> None:
-    result = run_cli(command, env={})
-    assert result.returncode == 2
-    assert "nothing to monitor" in result.stderr
-
-
-def test_a_bad_listen_address_or_a_port_in_use_is_one_clear_line() -> None:
-    env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(free_port())}
-    wrong = run_cli("run", "--listen-address", "127.0.0.1:19530", env=env)
-    assert wrong.returncode == 2
-    assert wrong.stderr.strip().splitlines()[-1].startswith(
-        "error: cannot listen on 127.0.0.1:19530 port 9432:"
-    ), wrong.stderr
-    assert "Traceback" not in wrong.stderr
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        busy = run_cli("run", "--listen-address", "127.0.0.1", "--listen-port", str(port), env=env)
-    assert busy.returncode == 2
-    assert f"error: cannot listen on 127.0.0.1 port {port}: Address already in use" in busy.stderr
-    assert "Traceback" not in busy.stderr
