@@ -42,7 +42,7 @@ from tmi_db_exporter.sources.postgres.queries import load_specs
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CENSUS_KEYS = 100_000
 CLOSE_BOUND = 5.0  # seconds: what Kubernetes' and systemd's grace periods leave comfortably
 STORM_CYCLES = 100  # per PostgreSQL major: 200 in all
