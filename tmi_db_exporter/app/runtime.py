@@ -21,6 +21,9 @@ from tmi_db_exporter.sources.postgres.queries import QuerySpec
 log = logging.getLogger(__name__)
 
 Loader = Callable[[], tuple[Settings, list[QuerySpec]]]
+# Scrapes still running on the targets a reload swapped out get this long to finish before
+# those targets close (a scrape is normally over in milliseconds; the reload answers after).
+RELOAD_DRAIN = 1.5
 
 
 def build_targets(settings: Settings, specs: list[QuerySpec]) -> tuple[Target, dict[str, Target]]:
@@ -69,7 +72,7 @@ class Runtime:
             old = [self.default, *self.targets.values()]
             self.settings, self.default, self.targets = settings, default, targets
             self.reload_status = ReloadStatus(ok=True, loaded_at=time.time())
-        await asyncio.gather(*(target.close() for target in old))
+        await asyncio.gather(*(target.close(drain=RELOAD_DRAIN) for target in old))
         log.info("configuration reloaded")
         return True
 

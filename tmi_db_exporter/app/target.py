@@ -8,6 +8,7 @@ collectors, and a scrape gathers their rendered blocks within a deadline. The HT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -45,6 +46,9 @@ class Target:
             self.sources.append(RedisSource(settings.redis))
         if settings.backup_paths:
             self.sources.append(BackupSource(settings.backup_paths))
+        self._scrapes = 0  # in flight
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.collectors: list[CachedCollector] = []
         for source in self.sources:
             self.collectors += source.collectors(settings.min_ttl)
@@ -60,9 +64,16 @@ class Target:
         exporter's own metrics. `complete` (for `once`): background collectors are waited for
         too, until the deadline, instead of serving whatever they have."""
         deadline = time.monotonic() + timeout
-        blocks = await asyncio.gather(
-            *((c.first_result if complete else c.result)(deadline) for c in self.collectors)
-        )
+        self._scrapes += 1
+        self._idle.clear()
+        try:
+            blocks = await asyncio.gather(
+                *((c.first_result if complete else c.result)(deadline) for c in self.collectors)
+            )
+        finally:
+            self._scrapes -= 1
+            if not self._scrapes:
+                self._idle.set()
         return [b for b in blocks if b is not None] + [
             selfmetrics.render(self.collectors, reload)
         ]
@@ -70,10 +81,14 @@ class Target:
     def all_up(self) -> bool:
         return all(source.up for source in self.sources)
 
-    async def close(self) -> None:
+    async def close(self, drain: float = 0.0) -> None:
         """Stop every collector, then close the connections, each step bounded: a collection
         stuck in a command whose cancellation a library swallowed ends once its connection is
-        closed under it."""
+        closed under it. `drain`: first give scrapes in flight up to this long to finish (a
+        reload swapped this target out; they should still get a whole answer)."""
+        if drain > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain)
         stuck = await asyncio.gather(*(c.close() for c in self.collectors))
         for source in self.sources:
             try:

@@ -118,8 +118,16 @@ class CachedCollector:
             return await self.result(deadline)
         if self._task is None and not self._stop.is_set():
             self._task = asyncio.create_task(self._loop(), name=f"background {self.name}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ran.wait(), max(0.0, deadline - time.monotonic()))
+        # A run that finishes, or close(): a closed collector's first run may never finish.
+        waits = [asyncio.ensure_future(event.wait()) for event in (self._ran, self._stop)]
+        try:
+            await asyncio.wait(
+                waits, timeout=max(0.0, deadline - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for wait in waits:
+                wait.cancel()
         return self._block
 
     def invalidate(self) -> None:

@@ -104,9 +104,11 @@ class Connections:
     async def keep_only(self, dbnames: list[str]) -> None:
         """Close the connections to databases no longer monitored."""
         for gone in set(self._sessions) - set(dbnames):
-            await self.drop(self._sessions[gone])
+            session = self._sessions.get(gone)  # (dropped meanwhile by a failing collector)
+            if session is not None:
+                await self.drop(session)
 
     async def close(self) -> None:
+        """Close every connection at once: each close is bounded, and a busy one waits."""
         sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        await asyncio.gather(*(session.close() for session in sessions))

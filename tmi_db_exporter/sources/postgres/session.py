@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import socket
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,7 +21,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from tmi_db_exporter.config.settings import PostgresSettings
-from tmi_db_exporter.sources.postgres.budgets import LOCK_TIMEOUT_MS
+from tmi_db_exporter.sources.postgres.budgets import BUSY_CLOSE_WAIT, LOCK_TIMEOUT_MS
 
 
 class LenientTextLoader(TextLoader):
@@ -97,12 +99,33 @@ class Session:
                 rows = await (cur.fetchmany(limit) if limit else cur.fetchall())
             except asyncio.CancelledError:
                 # Cut off mid-protocol: the connection's state is unknown, start afresh.
-                await self.close()
+                await self._finish()
                 raise
             columns = [d.name for d in cur.description or ()]
             return QueryResult(columns, rows)
 
     async def close(self) -> None:
+        """Close the connection, bounded. A query running on it in another task is cut off
+        first by shutting its socket down, so that it fails as a lost connection: freeing
+        libpq's connection while that task is suspended in the middle of it is a
+        use-after-free in C (seen as a hang inside PQconsumeInput, the event loop with it)."""
+        if self.busy:
+            self._shut_socket()
+            try:
+                async with asyncio.timeout(BUSY_CLOSE_WAIT):
+                    await self._lock.acquire()
+            except TimeoutError:
+                return  # its socket is shut; freeing it under the task is the one unsafe step
+            self._lock.release()
+        await self._finish()
+
+    def _shut_socket(self) -> None:
+        with contextlib.suppress(Exception):  # already closed or broken: nothing to cut
+            duplicate = socket.socket(fileno=os.dup(self.conn.fileno()))
+            with duplicate:  # closing the duplicate leaves libpq's own descriptor alone
+                duplicate.shutdown(socket.SHUT_RDWR)
+
+    async def _finish(self) -> None:
         with contextlib.suppress(Exception):  # a dead connection may fail to close: it is gone
             await self.conn.close()
 
