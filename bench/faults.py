@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
 from typing import Literal, Self
@@ -198,10 +197,10 @@ def redis_exporter_clients(server: LocalRedis) -> dict[str, int]:
     return names
 
 
-def open_fds() -> int:
-    """File descriptors of this process (sockets included)."""
-    return len(os.listdir("/proc/self/fd"))
+def open_fds(pid: int | None = None) -> int:
+    """File descriptors of process `pid` (default: this one), sockets included."""
+    return psutil.Process(pid).num_fds()
 
 
-def rss_bytes() -> int:
-    return psutil.Process().memory_info().rss
+def rss_bytes(pid: int | None = None) -> int:
+    return psutil.Process(pid).memory_info().rss
