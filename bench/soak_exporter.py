@@ -203,4 +203,4 @@ class ExporterProcess:
             else:
                 name = "other"
             sockets[name] = sockets.get(name, 0) + 1
-        return Held(process.num_fds(), process.memory_info().rss, sockets)
+        return Held(process.num_fds(), process.memory_info().rss, dict(sorted(sockets.items())))
