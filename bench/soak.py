@@ -420,7 +420,8 @@ class Soak:
         else:
             process.fds_after, process.rss_after = held.fds, held.rss
             process.sockets_after = held.sockets
-            process.measured_cycles = max(1, process.cycles - self.measured_at)
+            process.measured = True
+            process.measured_cycles = process.cycles - self.measured_at
 
     # --- the cycles -------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ class ProcessFigures:
 
     pid: int
     cycles: int = 0  # cycles it served (the one that started it not counted)
-    measured_cycles: int = 0  # cycles between its two measurements (0: never measured)
+    measured: bool = False  # both measurements taken
+    measured_cycles: int = 0  # cycles between them
     fds_before: int = 0
     fds_after: int = 0
     rss_before: int = 0
@@ -34,7 +35,7 @@ class ProcessFigures:
     def problems(self, rss_limit: int = RSS_GROWTH_LIMIT) -> list[str]:
         out = []
         me = f"exporter pid {self.pid}"
-        if self.measured_cycles:
+        if self.measured:
             if self.fds_after - self.fds_before > FD_GROWTH_LIMIT:
                 out.append(f"{me}: file descriptors grew by {self.fds_after - self.fds_before}")
             if self.rss_after - self.rss_before > rss_limit:
@@ -109,7 +110,7 @@ class Figures:
             out.append("Redis clients (by name) changed")
         if self.redis_all_clients_after != self.redis_all_clients_before:
             out.append("Redis clients (in total) changed")
-        if not self.processes or not self.last_process.measured_cycles:
+        if not self.processes or not self.last_process.measured:
             out.append("the last exporter process was never measured")
         for process in self.processes:
             out.extend(process.problems(rss_limit))
@@ -138,7 +139,7 @@ class Figures:
         for process in self.processes:
             end = ("running at the end" if process.exit_seconds is None else
                    f"SIGTERM: exit {process.exit_code} in {process.exit_seconds:.2f} s")
-            if not process.measured_cycles:
+            if not process.measured:
                 lines.append(f"exporter {process.pid:<8} {process.cycles} cycles, not measured;"
                              f" {end}")
                 continue

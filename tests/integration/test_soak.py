@@ -68,7 +68,7 @@ async def test_soak_fault_cycles_reloads_and_sigterms_leak_nothing(tmp_path: Pat
     assert figures.redis_all_clients_before == figures.redis_all_clients_after == redis_all
     # The last exporter process: no descriptor or socket more than after its warm-up.
     last = figures.last_process
-    assert last.measured_cycles == CYCLES - 175 - WARMUP
+    assert last.measured and last.measured_cycles == CYCLES - 175 - WARMUP
     assert last.fds_after <= last.fds_before
     assert last.sockets_after == last.sockets_before
     assert last.sockets_before == {"listening": 1, "postgres": 2, "redis": 2}
