@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psycopg
 import pytest
 import redis
 
+from bench.faults import pg_exporter_connections, redis_exporter_clients
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.server import serve
 from tmi_db_exporter.app.target import Target
@@ -88,19 +88,6 @@ def env_for(postgres: LocalPostgres, redis_server: LocalRedis, **more: str) -> d
     }
 
 
-def redis_exporter_clients(server: LocalRedis) -> list[str]:
-    client = redis.Redis(host=server.host, port=server.port, decode_responses=True)
-    return [c["name"] for c in client.client_list() if c["name"].startswith("tmi-db-exporter")]
-
-
-def postgres_exporter_connections(server: LocalPostgres) -> int:
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        (count,) = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tmi-db-exporter'"
-        ).fetchone()
-    return count
-
-
 async def settle(check: Any, expected: Any, seconds: float = 5.0) -> Any:
     """The value of `check()` once it equals `expected` (servers notice a closed socket a
     moment later), or the last value seen after `seconds`."""
@@ -133,8 +120,8 @@ async def test_closing_at_random_moments_is_bounded_and_leaves_nothing(
         slowest = max(slowest, time.monotonic() - started)
         await asyncio.gather(scrape, return_exceptions=True)
     assert slowest < CLOSE_BOUND
-    assert await settle(lambda: redis_exporter_clients(census_redis), []) == []
-    assert await settle(lambda: postgres_exporter_connections(postgres), 0) == 0
+    assert await settle(lambda: redis_exporter_clients(census_redis), {}) == {}
+    assert await settle(lambda: pg_exporter_connections(postgres), {}) == {}
 
 
 def _once(env: dict[str, str]) -> tuple[int, str, str, float]:
@@ -204,9 +191,9 @@ async def test_reloads_answer_quickly_and_leave_no_old_census_or_connection(
 
     async with serving(env) as base, aiohttp.ClientSession() as http:
         scraper = asyncio.create_task(scrape_all_along(http, base))
-        census = ["tmi-db-exporter-census"]
-        assert census[0] in await settle(lambda: redis_exporter_clients(census_redis), None, 3)
-        steady = await asyncio.to_thread(postgres_exporter_connections, one_postgres)
+        census = "tmi-db-exporter-census"
+        assert census in await settle(lambda: redis_exporter_clients(census_redis), None, 3)
+        steady = await asyncio.to_thread(pg_exporter_connections, one_postgres)
         rng = random.Random(13)
         for _ in range(RELOADS):
             await asyncio.sleep(rng.uniform(0, 0.4))
@@ -220,11 +207,11 @@ async def test_reloads_answer_quickly_and_leave_no_old_census_or_connection(
         await scraper
         assert failures == []
 
-        def census_connections() -> list[str]:
-            return [n for n in redis_exporter_clients(census_redis) if n == census[0]]
+        def census_connections() -> int:
+            return redis_exporter_clients(census_redis).get(census, 0)
 
-        assert await settle(census_connections, census) == census
-        assert await settle(lambda: postgres_exporter_connections(one_postgres), steady) == steady
+        assert await settle(census_connections, 1) == 1
+        assert await settle(lambda: pg_exporter_connections(one_postgres), steady) == steady
 
 
 def _terminate_at_a_random_moment(env: dict[str, str], wait: float) -> tuple[float, str]:
