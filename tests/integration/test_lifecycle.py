@@ -202,6 +202,14 @@ async def test_reloads_answer_quickly_and_leave_no_old_census_or_connection(
                                  timeout=aiohttp.ClientTimeout(CLOSE_BOUND)) as resp:
                 assert resp.status == 200, await resp.text()
             assert time.monotonic() - started < CLOSE_BOUND
+        async def reload() -> int:
+            async with http.post(base + "/-/reload",
+                                 timeout=aiohttp.ClientTimeout(CLOSE_BOUND)) as resp:
+                return resp.status
+
+        started = time.monotonic()  # two at once: the second never waits for the first's close
+        assert await asyncio.gather(reload(), reload()) == [200, 200]
+        assert time.monotonic() - started < CLOSE_BOUND
         await asyncio.sleep(1.5)  # the last target's census starts
         scraping.set()
         await scraper
