@@ -100,8 +100,9 @@ async def settle(check: Any, expected: Any, seconds: float = 5.0) -> Any:
 
 
 async def test_closing_at_random_moments_is_bounded_and_leaves_nothing(
-    postgres: LocalPostgres, census_redis: LocalRedis
+    private_postgres: LocalPostgres, census_redis: LocalRedis
 ) -> None:
+    postgres = private_postgres  # nobody else's connections to count
     settings = load_settings(env=env_for(postgres, census_redis))
     specs = load_specs(settings)
     rng = random.Random(20261204)

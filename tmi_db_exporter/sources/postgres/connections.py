@@ -26,6 +26,7 @@ class Connections:
         self._sessions: dict[str, Session] = {}
         self._connect_locks: dict[str, asyncio.Lock] = {}
         self._backoffs: dict[str, Backoff] = {}  # only databases whose last connect failed
+        self._closed = False
 
     @property
     def main(self) -> Session | None:
@@ -47,6 +48,9 @@ class Connections:
 
     async def _connect(self, dbname: str) -> Session:
         session = await Session.open(self.settings, dbname)
+        if self._closed:  # closed while it was connecting: it would be left over
+            await session.close()
+            raise asyncio.CancelledError("the connections are closed")
         self._sessions[dbname] = session
         return session
 
@@ -110,5 +114,6 @@ class Connections:
 
     async def close(self) -> None:
         """Close every connection at once: each close is bounded, and a busy one waits."""
+        self._closed = True
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(session.close() for session in sessions))

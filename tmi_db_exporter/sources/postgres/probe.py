@@ -18,7 +18,11 @@ from tmi_db_exporter.core.contract import Unavailable
 from tmi_db_exporter.core.exposition import Family
 from tmi_db_exporter.core.metrics import MetricGroup
 from tmi_db_exporter.core.reachability import Reachability
-from tmi_db_exporter.sources.postgres.budgets import PROBE_REUSE_SECONDS, probe_wait
+from tmi_db_exporter.sources.postgres.budgets import (
+    BUSY_CLOSE_WAIT,
+    PROBE_REUSE_SECONDS,
+    probe_wait,
+)
 from tmi_db_exporter.sources.postgres.connections import Connections
 from tmi_db_exporter.sources.postgres.discovery import Databases
 from tmi_db_exporter.sources.postgres.session import Session
@@ -74,6 +78,14 @@ class Probe:
             return await asyncio.wait_for(asyncio.shield(self._task), probe_wait(self.settings))
         except TimeoutError:
             return self.reachability.down()
+
+    async def close(self) -> None:
+        """Stop a probe in flight: collectors wait for it through a shield, so closing them
+        leaves it running (and reconnecting) on its own."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=BUSY_CLOSE_WAIT)
 
     async def require_up(self) -> None:
         """Raise Unavailable (pg_up says why) unless the server answers."""

@@ -64,4 +64,5 @@ class PostgresSource:
         return collectors
 
     async def close(self) -> None:
+        await self.probe.close()
         await self.connections.close()
