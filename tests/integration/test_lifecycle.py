@@ -18,16 +18,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 import redis
 
 from bench.faults import pg_exporter_connections, redis_exporter_clients
+from tests.support.scraping import eventually
 from tmi_db_exporter.app.runtime import Runtime
 from tmi_db_exporter.app.server import serve
 from tmi_db_exporter.app.target import Target
@@ -41,6 +42,8 @@ from tmi_db_exporter.demo.servers import (
 from tmi_db_exporter.sources.postgres.queries import load_specs
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 CENSUS_KEYS = 100_000
@@ -88,15 +91,14 @@ def env_for(postgres: LocalPostgres, redis_server: LocalRedis, **more: str) -> d
     }
 
 
-async def settle(check: Any, expected: Any, seconds: float = 5.0) -> Any:
-    """The value of `check()` once it equals `expected` (servers notice a closed socket a
-    moment later), or the last value seen after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = await asyncio.to_thread(check)
-        if value == expected or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
+def is_empty(found: dict[str, int]) -> bool:
+    return not found
+
+
+async def settle(check: Callable[[], T], ok: Callable[[T], bool], seconds: float = 5.0) -> T:
+    """`check()` (a blocking look at a server) until `ok` holds: servers notice a closed socket
+    a moment later."""
+    return await eventually(lambda: asyncio.to_thread(check), ok, round(seconds / 0.1), 0.1)
 
 
 async def test_closing_at_random_moments_is_bounded_and_leaves_nothing(
@@ -121,8 +123,8 @@ async def test_closing_at_random_moments_is_bounded_and_leaves_nothing(
         slowest = max(slowest, time.monotonic() - started)
         await asyncio.gather(scrape, return_exceptions=True)
     assert slowest < CLOSE_BOUND
-    assert await settle(lambda: redis_exporter_clients(census_redis), {}) == {}
-    assert await settle(lambda: pg_exporter_connections(postgres), {}) == {}
+    assert await settle(lambda: redis_exporter_clients(census_redis), is_empty) == {}
+    assert await settle(lambda: pg_exporter_connections(postgres), is_empty) == {}
 
 
 def _once(env: dict[str, str]) -> tuple[int, str, str, float]:
@@ -193,7 +195,8 @@ async def test_reloads_answer_quickly_and_leave_no_old_census_or_connection(
     async with serving(env) as base, aiohttp.ClientSession() as http:
         scraper = asyncio.create_task(scrape_all_along(http, base))
         census = "tmi-db-exporter-census"
-        assert census in await settle(lambda: redis_exporter_clients(census_redis), None, 3)
+        clients = await settle(lambda: redis_exporter_clients(census_redis), lambda c: census in c)
+        assert census in clients
         steady = await asyncio.to_thread(pg_exporter_connections, one_postgres)
         rng = random.Random(13)
         for _ in range(RELOADS):
@@ -219,8 +222,9 @@ async def test_reloads_answer_quickly_and_leave_no_old_census_or_connection(
         def census_connections() -> int:
             return redis_exporter_clients(census_redis).get(census, 0)
 
-        assert await settle(census_connections, 1) == 1
-        assert await settle(lambda: pg_exporter_connections(one_postgres), steady) == steady
+        assert await settle(census_connections, lambda n: n == 1) == 1
+        assert await settle(lambda: pg_exporter_connections(one_postgres),
+                            lambda now: now == steady) == steady
 
 
 def _terminate_at_a_random_moment(env: dict[str, str], wait: float) -> tuple[float, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.exposition import Scrape
 from tests.support.servers import FRESH
@@ -14,6 +14,8 @@ from tmi_db_exporter.config.loading import load_settings
 from tmi_db_exporter.sources.postgres.queries import load_specs
 
 __all__ = ["Scrape", "eventually", "make_target", "scrape", "scrape_once"]
+
+T = TypeVar("T")
 
 
 def make_target(env: dict[str, str], flags: dict[str, Any] | None = None) -> Target:
@@ -27,13 +29,14 @@ async def scrape(exporter: Target, timeout: float = 10.0) -> Scrape:
 
 
 async def eventually(
-    produce: Callable[[], Awaitable[Scrape]],
-    ok: Callable[[Scrape], bool],
+    produce: Callable[[], Awaitable[T]],
+    ok: Callable[[T], bool],
     attempts: int = 60,
     pause: float = 0.5,
-) -> Scrape:
-    """Scrape until `ok` holds (statistics and background work land a moment later); the
-    last result is returned either way, so the caller's assertions say what was missing."""
+) -> T:
+    """Scrape (or look) until `ok` holds (statistics, background work and a server noticing a
+    closed socket land a moment later); the last result is returned either way, so the
+    caller's assertions say what was missing."""
     for _ in range(attempts - 1):
         result = await produce()
         if ok(result):
