@@ -13,8 +13,8 @@ PROBE_REUSE_SECONDS = 1.0  # a probe serves all collectors of a scrape and concu
 LOCK_TIMEOUT_MS = 1000  # monitoring must never queue behind an application's lock
 UP_TTL_SECONDS = 0  # pg_up is asked afresh at every scrape (min_ttl still shares it)
 SETTINGS_TTL_SECONDS = 60  # server settings change only on a reload or restart of the server
-# Closing a connection that another task is querying on: its socket is shut down first, then the
-# query has this long to notice the lost connection and let go before the close gives up.
+# Closing a connection that another task is querying on (or stopping a probe in flight): its
+# socket is shut down first, then the query has this long to let go before the close gives up.
 BUSY_CLOSE_WAIT = 0.5
 
 
